@@ -1,0 +1,235 @@
+"""The run record: the one module that owns the on-disk format shared by ``bench/`` and ``verify/``.
+
+A record is a directory described by one manifest::
+
+    <run-dir>/
+      manifest.json                 schema, run id, status, plan, host, inventory, aggregates, files
+      measurements/<id>.json        one file per finished measurement (device × dtype), raw samples inside
+      traces/<id>.parquet|.csv      the power/clock trace of that measurement's core phase
+
+Every file is written atomically (temporary file + ``os.replace``) so a killed run leaves only
+whole files behind, and each measurement is on disk before the next one starts. Later work
+(merging ranks, signatures, audits) adds files and manifest keys, not a new format: readers
+ignore keys they do not know, and ``schema`` changes only when a key changes meaning.
+
+This module must not import torch (``verify/`` reads records on machines without it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = "icb-bench/record/1"
+MEASUREMENT_SCHEMA = "icb-bench/measurement/1"
+MANIFEST = "manifest.json"
+MEASUREMENTS_DIR = "measurements"
+TRACES_DIR = "traces"
+SUPPORTED_SCHEMAS = {SCHEMA}
+
+
+class RecordError(Exception):
+    """A record directory is missing, unreadable or of an unknown schema."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """JSON with sorted keys and a trailing newline (stable for golden files and signatures)."""
+    text = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class RunRecord:
+    """A record as read back: the manifest and every measurement found on disk."""
+
+    path: Path
+    manifest: dict[str, Any]
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id", self.path.name))
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "unknown"))
+
+    @property
+    def aggregates(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("aggregates", []))
+
+
+class RecordWriter:
+    """Writes one run's record directory. Not shared between processes: workers write their own
+    measurement and trace files through :func:`write_measurement`; the parent owns the manifest."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = Path(path)
+        self.manifest = dict(manifest)
+        self.manifest.setdefault("schema", SCHEMA)
+        self.manifest.setdefault("status", "running")
+        self.manifest.setdefault("aggregates", [])
+
+    def start(self) -> None:
+        if (self.path / MANIFEST).exists():
+            raise RecordError(f"{self.path} already holds a record (manifest.json exists); choose another --out")
+        (self.path / MEASUREMENTS_DIR).mkdir(parents=True, exist_ok=True)
+        (self.path / TRACES_DIR).mkdir(parents=True, exist_ok=True)
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def update(self, **keys: Any) -> None:
+        self.manifest.update(keys)
+        self.write_manifest()
+
+    def finish(self, status: str, **keys: Any) -> None:
+        """Close the record: final status and the file index (path, sha256, bytes) for later signing."""
+        self.manifest.update(keys)
+        self.manifest["status"] = status
+        self.manifest["files"] = file_index(self.path)
+        self.write_manifest()
+
+
+def write_measurement(run_dir: Path, measurement: dict[str, Any]) -> Path:
+    """Atomically write one finished measurement (its ``id`` names the file)."""
+    m = dict(measurement)
+    m.setdefault("schema", MEASUREMENT_SCHEMA)
+    path = Path(run_dir) / MEASUREMENTS_DIR / f"{m['id']}.json"
+    atomic_write_json(path, m)
+    return path
+
+
+def write_trace(run_dir: Path, measurement_id: str, rows: list[dict[str, Any]]) -> str | None:
+    """Write a power/clock trace as Parquet (CSV where pyarrow is missing); return its relative path."""
+    if not rows:
+        return None
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    traces = Path(run_dir) / TRACES_DIR
+    traces.mkdir(parents=True, exist_ok=True)
+    try:
+        import pyarrow  # noqa: F401
+
+        import io
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        rel = f"{TRACES_DIR}/{measurement_id}.parquet"
+        atomic_write_bytes(Path(run_dir) / rel, buf.getvalue())
+    except ImportError:
+        rel = f"{TRACES_DIR}/{measurement_id}.csv"
+        atomic_write_bytes(Path(run_dir) / rel, df.to_csv(index=False).encode("utf-8"))
+    return rel
+
+
+def read_trace(run_dir: Path, rel: str):
+    """The trace as a pandas DataFrame."""
+    import pandas as pd
+
+    p = Path(run_dir) / rel
+    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+
+
+def file_index(run_dir: Path) -> list[dict[str, Any]]:
+    run_dir = Path(run_dir)
+    out = []
+    for p in sorted(run_dir.rglob("*")):
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith("."):
+            out.append({"path": p.relative_to(run_dir).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size})
+    return out
+
+
+def load_run(path: Path | str) -> RunRecord:
+    """Read a record directory (complete or partial). Raises :class:`RecordError` with a clear message."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise RecordError(f"{path}: not a bench run record (no {MANIFEST})")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{mpath}: unreadable manifest ({exc})") from exc
+    schema = manifest.get("schema")
+    if schema not in SUPPORTED_SCHEMAS:
+        raise RecordError(f"{mpath}: schema {schema!r} is not one this version reads (expected one of {sorted(SUPPORTED_SCHEMAS)})")
+    measurements = []
+    mdir = path / MEASUREMENTS_DIR
+    if mdir.is_dir():
+        for p in sorted(mdir.glob("*.json")):
+            try:
+                measurements.append(json.loads(p.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                raise RecordError(f"{p}: unreadable measurement ({exc})") from exc
+    measurements.sort(key=lambda m: (m.get("host", ""), m.get("device", 0), m.get("seq", 0), m.get("dtype", "")))
+    return RunRecord(path=path, manifest=manifest, measurements=measurements)
+
+
+def find_runs(paths: Iterable[Path | str]) -> list[RunRecord]:
+    """Records named directly, or found one level below a folder (``results/`` holds many runs)."""
+    out: list[RunRecord] = []
+    for p in map(Path, paths):
+        if (p / MANIFEST).is_file():
+            out.append(load_run(p))
+        elif p.is_dir():
+            found = [load_run(c) for c in sorted(p.iterdir()) if (c / MANIFEST).is_file()]
+            if not found:
+                raise RecordError(f"{p}: no bench run record in it or directly below it")
+            out.extend(found)
+        else:
+            raise RecordError(f"{p}: no such record directory")
+    return out
