@@ -1,0 +1,104 @@
+"""Power readers and the registry that picks one per backend device.
+
+Callers only ever call :func:`reader_for`; which vendor library is tried for which backend is the
+data in :data:`READERS_FOR_BACKEND`. When no listed reader opens, a :class:`NullReader` carrying
+the reasons is returned, so figures say "not measured" and why -- never zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from .base import PowerError, PowerReader, PowerSample, WindowEnergy
+from .null import NullReader
+from .sampler import EnergyWindow, Sampler, integrate_power, measure_window
+
+#: reader names tried in order for each backend (``Backend.name``). ROCm builds of torch report
+#: backend "cuda": NVML then fails to find the device and the null reader records why (an amdsmi
+#: reader is not written yet). Ascend (npu), Cambricon (mlu), Moore Threads (musa), Intel (xpu):
+#: no reader yet.
+READERS_FOR_BACKEND: dict[str, list[str]] = {
+    "cuda": ["nvml"],
+    "cpu": ["rapl"],
+    "npu": [],
+    "mlu": [],
+    "musa": [],
+    "xpu": [],
+}
+
+
+
+def _info_dict(device_info: Any) -> dict[str, Any]:
+    if device_info is None:
+        return {}
+    if dataclasses.is_dataclass(device_info) and not isinstance(device_info, type):
+        return dataclasses.asdict(device_info)
+    return dict(device_info)
+
+
+def _make_nvml(index: int, info: dict[str, Any]) -> PowerReader:
+    from .nvml import NvmlReader
+
+    vendor = str(info.get("vendor") or "").lower()
+    if vendor and "nvidia" not in vendor:
+        raise PowerError(f"NVML: not an NVIDIA device (vendor {vendor!r}; an amdsmi reader is not implemented)")
+    return NvmlReader(index, uuid=info.get("uuid") or None, pci_bus_id=info.get("pci_bus_id") or None)
+
+
+def _make_rapl(index: int, info: dict[str, Any]) -> PowerReader:
+    from . import rapl
+
+    return rapl.RaplReader(rapl.DEFAULT_ROOT, scope="device")
+
+
+#: how to build each reader named in READERS_FOR_BACKEND: (device index, device info) -> reader
+READER_FACTORIES: dict[str, Callable[[int, dict[str, Any]], PowerReader]] = {
+    "nvml": _make_nvml,
+    "rapl": _make_rapl,
+}
+
+
+def reader_for(backend_name: str, device_index: int, device_info: Any = None) -> PowerReader:
+    """An opened reader for one device of a backend, or a :class:`NullReader` with the reason.
+
+    ``device_info`` (a dict or a ``DeviceInfo``) lets the reader match the device by ``uuid`` /
+    ``pci_bus_id`` rather than by index. Never raises for a missing or failing power source.
+    """
+    info = _info_dict(device_info)
+    names = READERS_FOR_BACKEND.get(backend_name)
+    if names is None:
+        return NullReader("device", reason=f"no power reader registered for backend {backend_name!r}")
+    if not names:
+        return NullReader("device", reason=f"no power reader implemented for backend {backend_name!r}")
+    reasons: list[str] = []
+    for name in names:
+        factory = READER_FACTORIES.get(name)
+        if factory is None:
+            reasons.append(f"{name}: unknown reader")
+            continue
+        try:
+            reader = factory(device_index, info)
+            reader.open()
+            return reader
+        except PowerError as e:
+            reasons.append(str(e))
+        except Exception as e:  # noqa: BLE001 - a broken reader must not stop the benchmark
+            reasons.append(f"{name}: unexpected {type(e).__name__}: {e}")
+    return NullReader("device", reason="; ".join(reasons))
+
+
+__all__ = [
+    "READERS_FOR_BACKEND",
+    "READER_FACTORIES",
+    "EnergyWindow",
+    "NullReader",
+    "PowerError",
+    "PowerReader",
+    "PowerSample",
+    "Sampler",
+    "WindowEnergy",
+    "integrate_power",
+    "measure_window",
+    "reader_for",
+]

@@ -49,6 +49,8 @@ class WindowEnergy:
     throttled: bool = False
     throttle_reasons: list[str] = field(default_factory=list)
     note: str | None = None  # e.g. why a fallback was used
+    #: summary of the polled telemetry over the window (median SM clock, max temperature, ...)
+    telemetry: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
