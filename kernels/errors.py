@@ -15,3 +15,7 @@ class UnsupportedDtype(KernelError):
 
 class DeviceError(KernelError):
     """A device failed while running work (out of memory, lost device, runtime error)."""
+
+
+class OutOfMemory(DeviceError):
+    """The device ran out of memory (a shape search skips the shape and goes on)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+from ..errors import BackendUnavailable, DeviceError, KernelError, OutOfMemory
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class DeviceInfo:
 class Timer(abc.ABC):
     """A pair of device timestamps around enqueued work (device events where the device has them)."""
 
+    #: how the interval is measured: "events" (device timestamps) or "wall" (host clock)
+    method: str = "events"
+
     @abc.abstractmethod
     def start(self) -> None: ...
 
@@ -53,6 +58,8 @@ class Backend(abc.ABC):
     device_type: str = ""
     #: whether the backend can capture and replay device graphs (CUDA graphs)
     supports_graphs: bool = False
+    #: what to install when the backend is unavailable (shown in BackendUnavailable messages)
+    install_hint: str = ""
 
     @classmethod
     @abc.abstractmethod
@@ -90,5 +97,63 @@ class Backend(abc.ABC):
     @contextlib.contextmanager
     def numeric_mode(self, dtype: str) -> Iterator[dict[str, Any]]:
         """Set the library's numeric flags for ``dtype`` (TF32 on for ``tf32``, off for ``fp32``),
-        yield the flags as set, and restore the previous ones on exit."""
-        yield {}
+        yield the flags as set, and restore the previous ones on exit.
+
+        The default sets torch's process-wide matmul flags, which every torch build has; vendor
+        backends extend it with their own switches (Ascend HF32, …)."""
+        from ._torch_flags import torch_matmul_flags
+
+        with torch_matmul_flags(dtype) as flags:
+            yield flags
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why :meth:`is_available` is False (None when it is available). Never raises."""
+        if cls.is_available():
+            return None
+        hint = f"; {cls.install_hint}" if cls.install_hint else ""
+        return f"backend {cls.name!r} sees no usable device{hint}"
+
+    def configure_worker(self, index: int, count: int) -> None:
+        """Hook run once in each worker process (one per device, ``count`` in all) before work."""
+
+    def dtype_unsupported_reason(self, index: int, dtype: str) -> str | None:
+        """A known reason the device cannot run ``dtype`` (checked before probing), else None."""
+        return None
+
+    def generator(self, index: int, seed: int) -> Any | None:
+        """A seeded ``torch.Generator`` on the device, or None where the device has none (the
+        caller then generates on the CPU and copies)."""
+        import torch
+
+        try:
+            gen = torch.Generator(device=self.device(index))
+        except (RuntimeError, TypeError, ValueError):
+            return None
+        gen.manual_seed(seed)
+        return gen
+
+    def capture_graph(self, index: int, fn: Callable[[], None]) -> Callable[[], None]:
+        """Capture the device work ``fn`` enqueues into a graph; return its replay function.
+
+        Only called when :attr:`supports_graphs` is True; raises KernelError if capture fails."""
+        raise KernelError(f"backend {self.name!r} cannot capture graphs")
+
+    def device_context(self, index: int) -> Any:
+        """A context manager making ``index`` the current device (streams, graphs, events)."""
+        return contextlib.nullcontext()
+
+    def empty_cache(self, index: int) -> None:
+        """Give cached, unused device memory back (after freeing a workload)."""
+
+    def translate_error(self, exc: BaseException) -> KernelError:
+        """The kernels error for a vendor/torch exception raised by device work."""
+        if isinstance(exc, KernelError):
+            return exc
+        if isinstance(exc, ImportError):
+            return BackendUnavailable(f"{self.name}: {exc}")
+        text = str(exc)
+        oom_type = type(exc).__name__ == "OutOfMemoryError"  # torch.OutOfMemoryError and vendor twins
+        if isinstance(exc, MemoryError) or oom_type or "out of memory" in text.lower():
+            return OutOfMemory(f"{self.name}: out of memory: {text.splitlines()[0] if text else exc!r}")
+        return DeviceError(f"{self.name}: {type(exc).__name__}: {text}")

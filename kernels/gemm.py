@@ -1,0 +1,724 @@
+"""The GEMM workload: seeded random inputs on a device, timed back-to-back batches, a sampled
+FP64 correctness check and a numeric-mode probe.
+
+Typical use (what ``bench/`` does)::
+
+    with GemmWorkload(backend, 0, "fp16", GemmShape(8192, 8192, 8192), seed=1) as wl:
+        assert wl.mode_probe().passed
+        wl.warmup(iters=10)
+        iters = wl.calibrate(target_batch_ms=100)
+        run = wl.run_timed(iters, duration_s=120)      # poisons C first
+        result = wl.check()                            # every sampled element overwritten & right
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import statistics
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .dtypes import DTYPES, GemmDtype, get_dtype
+from .errors import DeviceError, KernelError, OutOfMemory, UnsupportedDtype
+
+if TYPE_CHECKING:
+    import torch
+
+    from .backends.base import Backend
+
+#: poison for int32 outputs: unreachable by int8 GEMMs (|sum| <= 64*64*k < 2^31 for k < 2^19)
+INT32_POISON = -(2**31)
+#: never put more than this many GEMMs in one batch (graph size, calibration of tiny shapes)
+MAX_ITERS_PER_BATCH = 10_000
+#: host-side random-number chunk, so generating 16384² inputs never needs a 1 GiB temporary
+_GEN_CHUNK_ELEMENTS = 1 << 24
+#: offset mixed into the seed for the correctness check's sample positions
+_SAMPLE_SEED_OFFSET = 1_000_003
+#: TF32 probe value: exact in FP32 (20 mantissa bits); TF32 (10 bits) rounds it to 1 + 2^-10;
+#: bf16 and bf16x3 ("medium" precision) also lose the 2^-20 term
+PROBE_VALUE = 1.0 + 2.0**-10 + 2.0**-20
+PROBE_TF32_VALUE = 1.0 + 2.0**-10
+#: workspace/graph/allocator slack assumed on top of A + B + C when sizing shapes
+WORKSPACE_MARGIN_BYTES = 256 << 20
+#: fraction of free memory A + B + C (+ margin) may use
+MEMORY_FRACTION = 0.40
+QUICK_SIZES: tuple[int, ...] = (256, 512, 768, 1024)
+FULL_SIZES: tuple[int, ...] = (4096, 8192, 12288, 16384)
+#: which sizes to keep when ``limit`` is below the number that fit (8192³ is H100's sweet spot)
+_PREFERENCE = {True: (512, 1024, 256, 768), False: (8192, 4096, 16384, 12288)}
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """C[m, n] = A[m, k] · B[k, n]."""
+
+    m: int
+    n: int
+    k: int
+
+    def __post_init__(self) -> None:
+        if min(self.m, self.n, self.k) < 1:
+            raise ValueError(f"GEMM dimensions must be positive, got {self}")
+
+    @property
+    def flops(self) -> int:
+        """Dense FLOPs of one GEMM: one multiply and one add per (i, j, l)."""
+        return 2 * self.m * self.n * self.k
+
+    def as_dict(self) -> dict[str, int]:
+        return {"m": self.m, "n": self.n, "k": self.k}
+
+    def __str__(self) -> str:
+        return f"{self.m}x{self.n}x{self.k}"
+
+
+def shape_bytes(dtype: str | GemmDtype, shape: GemmShape) -> int:
+    """Bytes of A + B + C for ``shape`` in ``dtype``."""
+    import torch
+
+    spec = get_dtype(dtype) if isinstance(dtype, str) else dtype
+    in_bytes = torch.empty((), dtype=spec.torch_dtype("inputs")).element_size()
+    out_bytes = torch.empty((), dtype=spec.torch_dtype("output")).element_size()
+    return (shape.m * shape.k + shape.k * shape.n) * in_bytes + shape.m * shape.n * out_bytes
+
+
+def candidate_shapes(
+    dtype: str, free_bytes: int, *, quick: bool = False, limit: int = 4
+) -> list[GemmShape]:
+    """Up to ``limit`` square shapes (multiples of 256) whose A + B + C plus a workspace margin fit
+    in ``MEMORY_FRACTION`` of ``free_bytes``, ascending. ``quick``: small CPU/test sizes.
+    Falls back to the largest fitting multiple of 256; empty if not even 256³ fits."""
+    spec = get_dtype(dtype)
+    margin = min(WORKSPACE_MARGIN_BYTES, free_bytes // 10)
+    budget = MEMORY_FRACTION * free_bytes - margin
+
+    def fits(size: int) -> bool:
+        return shape_bytes(spec, GemmShape(size, size, size)) <= budget
+
+    sizes = QUICK_SIZES if quick else FULL_SIZES
+    fitting = [s for s in _PREFERENCE[quick] if s in sizes and fits(s)][: max(1, limit)]
+    if not fitting:
+        per_elem = shape_bytes(spec, GemmShape(1, 1, 1)) / 3  # (2·in + out)/3 bytes per element
+        side = int(math.sqrt(max(budget, 0) / (3 * per_elem)) // 256 * 256) if budget > 0 else 0
+        while side >= 256 and not fits(side):
+            side -= 256
+        fitting = [side] if side >= 256 else []
+    return [GemmShape(s, s, s) for s in sorted(fitting)]
+
+
+@dataclass
+class TimedRun:
+    """Device timings of back-to-back batches of ``iters_per_batch`` GEMMs."""
+
+    batch_time_ms: list[float]
+    iters_per_batch: int
+    #: host wall time from the first enqueue to the last completion (synchronized)
+    wall_s: float
+    #: "graph-replay+events" | "events" | "wall"
+    method: str
+    total_gemms: int
+    flops_per_gemm: int = 0
+    #: host time (s after the start) at which each batch was seen complete, for aligning power
+    batch_done_s: list[float] = field(default_factory=list)
+    #: time.time() when the first batch was enqueued
+    start_unix_s: float = 0.0
+    #: why graph capture was not used, when the backend supports graphs but capture failed
+    graph_error: str | None = None
+    #: numeric flags in force during the run
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median_batch_ms(self) -> float:
+        return statistics.median(self.batch_time_ms)
+
+    @property
+    def iqr_batch_ms(self) -> float:
+        """Interquartile range of the batch times (0 with fewer than 2 batches)."""
+        if len(self.batch_time_ms) < 2:
+            return 0.0
+        q = statistics.quantiles(self.batch_time_ms, n=4, method="inclusive")
+        return q[2] - q[0]
+
+    @property
+    def tflops_median(self) -> float:
+        """Throughput of the median batch."""
+        return self.flops_per_gemm * self.iters_per_batch / self.median_batch_ms / 1e9
+
+    @property
+    def tflops_wall(self) -> float:
+        """Throughput over the whole run by the host clock (cross-check of the events)."""
+        return self.flops_per_gemm * self.total_gemms / self.wall_s / 1e12 if self.wall_s > 0 else 0.0
+
+    @property
+    def event_wall_ratio(self) -> float:
+        """Sum of device batch times over host wall time: ~1 when the device never idled."""
+        return sum(self.batch_time_ms) / 1e3 / self.wall_s if self.wall_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(
+            median_batch_ms=self.median_batch_ms,
+            iqr_batch_ms=self.iqr_batch_ms,
+            tflops_median=self.tflops_median,
+            tflops_wall=self.tflops_wall,
+            event_wall_ratio=self.event_wall_ratio,
+        )
+        return out
+
+
+@dataclass
+class CorrectnessResult:
+    """Sampled check of C against an FP64 host reference built from the device's own inputs."""
+
+    valid: bool
+    n_checked: int
+    #: max |out - ref| / (‖A[i,:]‖·‖B[:,j]‖/√k) over finite samples (see GemmWorkload.check)
+    max_rel_err: float
+    tolerance: float
+    nan_inf_count: int
+    #: samples still holding the poison written before the run
+    unwritten_count: int
+    reason: str = ""
+    #: the brief's Cauchy–Schwarz-normalised error max |out-ref|/(‖A[i,:]‖·‖B[:,j]‖), for reference
+    max_err_cs: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ModeProbe:
+    """Whether the numeric mode really is what the dtype says (FP32 is IEEE, TF32 is TF32)."""
+
+    passed: bool
+    detail: str
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class GemmWorkload:
+    """One GEMM of one dtype and shape on one device, with seeded random inputs."""
+
+    def __init__(
+        self,
+        backend: "Backend",
+        index: int,
+        dtype: str,
+        shape: GemmShape,
+        seed: int = 0,
+        *,
+        use_graphs: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.index = index
+        self.spec: GemmDtype = get_dtype(dtype)
+        self.dtype = self.spec.name
+        self.shape = shape
+        self.seed = int(seed)
+        self.use_graphs = use_graphs and backend.supports_graphs
+        self.graph_error: str | None = None
+        self.input_source = ""  # "device-generator" | "host-generator"
+        self.flags: dict[str, Any] = {}
+        self._graph_replay: Callable[[], Any] | None = None
+        self._graph_iters = 0
+        self.ms_per_gemm: float | None = None
+        self.device = backend.device(index)
+        with self._guard(), self._mode():
+            import torch
+
+            m, n, k = shape.m, shape.n, shape.k
+            in_dtype, out_dtype = self.spec.torch_dtype("inputs"), self.spec.torch_dtype("output")
+            self.a: torch.Tensor = torch.empty((m, k), dtype=in_dtype, device=self.device)
+            if self.spec.b_col_major:
+                self.b: torch.Tensor = torch.empty((n, k), dtype=in_dtype, device=self.device).t()
+            else:
+                self.b = torch.empty((k, n), dtype=in_dtype, device=self.device)
+            self.c: torch.Tensor = torch.empty((m, n), dtype=out_dtype, device=self.device)
+            self._fill_inputs()
+            self._mm: Callable[[], Any] = self._make_mm()
+            self.backend.synchronize(index)
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Translate torch/vendor errors into kernels errors at this boundary."""
+        try:
+            yield
+        except KernelError:
+            raise
+        except NotImplementedError as exc:
+            raise UnsupportedDtype(f"{self.backend.name}: {self.spec.name}: {exc}") from exc
+        except (RuntimeError, MemoryError) as exc:
+            err = self.backend.translate_error(exc)
+            if isinstance(err, OutOfMemory):
+                # drop our tensors so the caller can go on with a smaller shape
+                self.close()
+            raise err from exc
+
+    @contextlib.contextmanager
+    def _mode(self) -> Iterator[dict[str, Any]]:
+        """Current device + the dtype's numeric flags (recorded in ``self.flags``)."""
+        with self.backend.device_context(self.index), self.backend.numeric_mode(self.dtype) as flags:
+            self.flags = dict(flags)
+            yield flags
+
+    @property
+    def flops_per_gemm(self) -> int:
+        return self.shape.flops
+
+    def _graph_state(self) -> str:
+        if self._graph_replay is not None:
+            return "captured"
+        if self.graph_error:
+            return "capture failed"
+        if self.use_graphs:
+            return "not captured yet"
+        return "off" if self.backend.supports_graphs else "unsupported"
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance of this workload for a record: dtype, shape, inputs, timing path."""
+        if self.spec.op == "int_mm":
+            distribution = "uniform integers in [-64, 63]"
+        elif self.spec.op == "scaled_mm":
+            distribution = "N(0, 1) rounded to float8_e4m3fn, unit tensor-wise scales"
+        else:
+            distribution = f"N(0, 1) * k^-1/4 (= {self.shape.k ** -0.25:.4g}) in {self.spec.inputs}"
+        return {
+            "dtype": self.spec.as_dict(),
+            "shape": self.shape.as_dict(),
+            "flops_per_gemm": self.flops_per_gemm,
+            "seed": self.seed,
+            "input_source": self.input_source,
+            "input_distribution": distribution,
+            "b_layout": "column-major" if self.spec.b_col_major else "row-major",
+            "graphs": self._graph_state(),
+            "graph_error": self.graph_error,
+        }
+
+    def _fill_inputs(self) -> None:
+        """Seeded random A and B: device generator where the device has one, else the host's
+        (then copied). Never zeros: zeros run faster and draw less power."""
+        import torch
+
+        gen = self.backend.generator(self.index, self.seed)
+        if gen is None:
+            gen = torch.Generator(device="cpu")
+            gen.manual_seed(self.seed)
+            self.input_source = "host-generator"
+        else:
+            self.input_source = "device-generator"
+        gen_device = gen.device
+        # B is filled through its storage layout, so column-major B draws its (n, k) transpose
+        b_storage = self.b.t() if self.spec.b_col_major else self.b
+        for dst in (self.a, b_storage):
+            self._fill_random(dst, gen, gen_device)
+
+    def _fill_random(self, dst: "torch.Tensor", gen: "torch.Generator", gen_device: Any) -> None:
+        import torch
+
+        rows, cols = dst.shape
+        chunk_rows = max(1, min(rows, _GEN_CHUNK_ELEMENTS // max(1, cols)))
+        if self.spec.op == "int_mm":
+            # uniform integers in [-64, 63]: int32 sums stay exact for any k < 2^19
+            draw = lambda r: torch.randint(-64, 64, (r, cols), generator=gen, device=gen_device, dtype=torch.int8)  # noqa: E731
+        else:
+            # N(0,1)·k^-1/4 keeps every output ~N(0,1) (no fp16 overflow at any k); fp8 inputs
+            # stay unit-scale so they sit in E4M3's normal range, outputs are BF16 (no overflow)
+            scale = 1.0 if self.spec.op == "scaled_mm" else self.shape.k ** -0.25
+            gen_dtype = dst.dtype if dst.dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float32
+            draw = lambda r: torch.randn((r, cols), generator=gen, device=gen_device, dtype=gen_dtype).mul_(scale)  # noqa: E731
+        for start in range(0, rows, chunk_rows):
+            stop = min(rows, start + chunk_rows)
+            dst[start:stop].copy_(draw(stop - start))
+
+    def _make_mm(self) -> Callable[[], Any]:
+        """One GEMM into C, no allocation (out=), so it can be captured into a graph."""
+        import torch
+
+        a, b, c = self.a, self.b, self.c
+        if self.spec.op == "mm":
+            return lambda: torch.mm(a, b, out=c)
+        if self.spec.op == "int_mm":
+            return lambda: torch._int_mm(a, b, out=c)
+        if self.spec.op == "scaled_mm":
+            one_a = torch.ones((), dtype=torch.float32, device=self.device)
+            one_b = torch.ones((), dtype=torch.float32, device=self.device)
+            return lambda: torch._scaled_mm(
+                a, b, scale_a=one_a, scale_b=one_b, out_dtype=c.dtype, use_fast_accum=False, out=c
+            )
+        raise UnsupportedDtype(f"unknown GEMM op {self.spec.op!r}")
+
+    def _eager_batch(self, iters: int) -> Callable[[], None]:
+        def run() -> None:
+            mm = self._mm
+            for _ in range(iters):
+                mm()
+
+        return run
+
+    def _batch_fn(self, iters: int) -> tuple[Callable[[], None], bool]:
+        """(function enqueuing ``iters`` GEMMs, whether it is a graph replay). Captures a graph
+        once per ``iters`` where the backend supports it; falls back to eager on failure."""
+        if self.use_graphs:
+            if self._graph_replay is None or self._graph_iters != iters:
+                self._graph_replay = None
+                try:
+                    self._graph_replay = self.backend.capture_graph(self.index, self._eager_batch(iters))
+                    self._graph_iters = iters
+                except KernelError as exc:
+                    self.graph_error = str(exc)
+                    self.use_graphs = False  # do not retry a capture that failed once
+            if self._graph_replay is not None:
+                return self._graph_replay, True
+        return self._eager_batch(iters), False
+
+    # -- public API ---------------------------------------------------------------------
+
+    def poison(self) -> None:
+        """Fill C with a value no GEMM writes (NaN; INT32_MIN for int32) so the check can tell
+        elements the run never wrote."""
+        with self._guard(), self._mode():
+            self.c.fill_(INT32_POISON if self.spec.exact else float("nan"))
+
+    def warmup(self, iters: int = 3, *, min_time_s: float = 0.0) -> None:
+        """Run ``iters`` eager GEMMs (and keep going until ``min_time_s`` has passed), then sync."""
+        iters = max(1, iters)
+        with self._guard(), self._mode():
+            start = time.perf_counter()
+            while True:
+                self._eager_batch(iters)()
+                self.backend.synchronize(self.index)  # host clock below must see finished work
+                if time.perf_counter() - start >= min_time_s:
+                    break
+
+    def warmup_for(self, warmup_ms: float) -> None:
+        """Warm up for at least ``warmup_ms`` of wall time (clocks ramp, caches and BLAS
+        heuristics settle); at least one GEMM."""
+        self.warmup(iters=1, min_time_s=max(0.0, warmup_ms) / 1e3)
+
+    def calibrate(self, target_batch_ms: float) -> int:
+        """GEMMs per batch so one batch takes about ``target_batch_ms`` (at least 1)."""
+        if target_batch_ms <= 0:
+            raise ValueError("target_batch_ms must be positive")
+        with self._guard(), self._mode():
+            self._mm()  # first call may carry lazy initialisation
+            self.backend.synchronize(self.index)
+            per_gemm_ms = self._time_eager(1)
+            if per_gemm_ms < target_batch_ms / 4:
+                # one short GEMM is dominated by launch/timer granularity: time a longer run
+                n = max(2, min(MAX_ITERS_PER_BATCH, int(target_batch_ms / 2 / max(per_gemm_ms, 1e-6))))
+                per_gemm_ms = self._time_eager(n) / n
+        self.ms_per_gemm = per_gemm_ms
+        return max(1, min(MAX_ITERS_PER_BATCH, round(target_batch_ms / max(per_gemm_ms, 1e-9))))
+
+    def _time_eager(self, iters: int) -> float:
+        timer = self.backend.timer(self.index)
+        timer.start()
+        self._eager_batch(iters)()
+        timer.stop()
+        return timer.elapsed_ms()
+
+    def run_timed(
+        self,
+        iters_per_batch: int,
+        *,
+        n_batches: int | None = None,
+        duration_s: float | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> TimedRun:
+        """Time back-to-back batches (exactly one of ``n_batches`` / ``duration_s``).
+
+        C is poisoned first. Batch i+1 is enqueued before the host waits on batch i's stop
+        marker, so host-side reads never leave the device idle. Duration mode keeps enqueuing
+        until ``duration_s`` of wall time has passed. ``on_batch(i, time_ms)`` runs as each
+        batch's time is read; keep it cheap."""
+        if (n_batches is None) == (duration_s is None):
+            raise ValueError("give exactly one of n_batches or duration_s")
+        if n_batches is not None and n_batches < 1:
+            raise ValueError("n_batches must be at least 1")
+        if iters_per_batch < 1:
+            raise ValueError("iters_per_batch must be at least 1")
+        with self._guard(), self._mode() as flags:
+            batch, graphed = self._batch_fn(iters_per_batch)
+            self.poison()
+            self.backend.synchronize(self.index)
+            times_ms: list[float] = []
+            done_s: list[float] = []
+            pending: deque[Any] = deque()
+            timer_method = "wall"
+            start_unix = time.time()
+            t0 = time.perf_counter()
+
+            def enqueue() -> None:
+                nonlocal timer_method
+                timer = self.backend.timer(self.index)
+                timer_method = timer.method
+                timer.start()
+                batch()
+                timer.stop()
+                pending.append(timer)
+
+            def want_more() -> bool:
+                enqueued = len(times_ms) + len(pending)
+                if n_batches is not None:
+                    return enqueued < n_batches
+                return time.perf_counter() - t0 < duration_s  # type: ignore[operator]
+
+            enqueue()
+            while pending:
+                if len(pending) < 2 and want_more():
+                    enqueue()  # keep one batch queued behind the one we wait on
+                elapsed = pending.popleft().elapsed_ms()
+                times_ms.append(elapsed)
+                done_s.append(time.perf_counter() - t0)
+                if on_batch is not None:
+                    on_batch(len(times_ms) - 1, elapsed)
+            self.backend.synchronize(self.index)
+            wall_s = time.perf_counter() - t0
+        if timer_method == "events":
+            method = "graph-replay+events" if graphed else "events"
+        else:
+            method = "wall"
+        return TimedRun(
+            batch_time_ms=times_ms,
+            iters_per_batch=iters_per_batch,
+            wall_s=wall_s,
+            method=method,
+            total_gemms=iters_per_batch * len(times_ms),
+            flops_per_gemm=self.flops_per_gemm,
+            batch_done_s=done_s,
+            start_unix_s=start_unix,
+            graph_error=self.graph_error,
+            flags=dict(flags),
+        )
+
+    def sample_positions(self, samples: int = 256) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(rows, cols) of the elements :meth:`check` compares, from a seeded host generator;
+        the first two are the corners (0, 0) and (m-1, n-1), where tail tiles go wrong."""
+        import torch
+
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(self.seed + _SAMPLE_SEED_OFFSET)
+        rows = torch.randint(0, self.shape.m, (samples,), generator=gen)
+        cols = torch.randint(0, self.shape.n, (samples,), generator=gen)
+        if samples >= 2:
+            rows[0], cols[0] = 0, 0
+            rows[1], cols[1] = self.shape.m - 1, self.shape.n - 1
+        return rows, cols
+
+    def _rows_to_host(self, mat: "torch.Tensor", idx: "torch.Tensor") -> "torch.Tensor":
+        """mat[idx, :] copied to the host as float64 (only the sampled rows move)."""
+        import torch
+
+        dev_idx = idx.to(self.device)
+        if mat.element_size() == 1 and mat.is_floating_point():
+            # gather fp8 as bytes: index kernels for float8 are not on every device
+            raw = mat.view(torch.uint8)[dev_idx].cpu()
+            return raw.view(mat.dtype).to(torch.float64)
+        return mat[dev_idx].cpu().to(torch.float64)
+
+    def check(self, samples: int = 256) -> CorrectnessResult:
+        """Compare ``samples`` elements of C with an FP64 host reference computed from the
+        device's actual inputs. Error metric: |out - ref| / (‖A[i,:]‖·‖B[:,j]‖/√k), i.e. relative
+        to the RMS size of an output element — a wrong value (0, a neighbour's) scores ~1 at any
+        k. (The plain Cauchy–Schwarz ratio ‖A‖‖B‖ shrinks wrong values by √k: at k = 16384 a zero
+        scores ~0.008 and would pass a bf16 tolerance; it is reported as ``max_err_cs``.)"""
+        import torch
+
+        rows, cols = self.sample_positions(samples)
+        with self._guard(), self._mode():
+            self.backend.synchronize(self.index)
+            out = self.c[rows.to(self.device), cols.to(self.device)].cpu()
+            urows, inv_r = torch.unique(rows, return_inverse=True)
+            ucols, inv_c = torch.unique(cols, return_inverse=True)
+            a_rows = self._rows_to_host(self.a, urows)
+            b_cols = self._rows_to_host(self.b.t(), ucols)  # columns of B as rows of Bᵀ
+        tol = self.spec.tolerance_for(self.shape.k)
+        if self.spec.exact:
+            poisoned = out == INT32_POISON
+            nan_inf = 0
+        else:
+            poison_bits = torch.full((), float("nan"), dtype=out.dtype)
+            int_view = {2: torch.int16, 4: torch.int32}[out.element_size()]
+            poisoned = out.view(int_view) == poison_bits.view(int_view)
+            nan_inf = int((~torch.isfinite(out)).sum())
+        unwritten = int(poisoned.sum())
+        ref = (a_rows[inv_r] * b_cols[inv_c]).sum(dim=1)
+        norm = a_rows.norm(dim=1)[inv_r] * b_cols.norm(dim=1)[inv_c]
+        norm = torch.where(norm > 0, norm, torch.ones_like(norm))
+        out64 = out.to(torch.float64)
+        # poison and NaN/Inf are counted on their own; the error metric covers the rest
+        scored = torch.isfinite(out64) & ~poisoned
+        err = (out64 - ref).abs()
+        err = torch.where(scored, err, torch.zeros_like(err))
+        rel = err / (norm / math.sqrt(self.shape.k))
+        max_rel = float(rel.max()) if samples else 0.0
+        max_cs = float((err / norm).max()) if samples else 0.0
+        reasons = []
+        if unwritten:
+            reasons.append(f"{unwritten} sampled element(s) never written (poison left)")
+        if nan_inf - (unwritten if not self.spec.exact else 0) > 0:
+            reasons.append(f"{nan_inf - unwritten} NaN/Inf output(s)")
+        if max_rel > tol:
+            worst = int(rel.argmax())
+            reasons.append(
+                f"max error {max_rel:.3g} > tolerance {tol:.3g} at "
+                f"({int(rows[worst])}, {int(cols[worst])}): out {float(out64[worst]):.6g}, "
+                f"ref {float(ref[worst]):.6g}"
+            )
+        return CorrectnessResult(
+            valid=not reasons,
+            n_checked=samples,
+            max_rel_err=max_rel,
+            tolerance=tol,
+            nan_inf_count=nan_inf,
+            unwritten_count=unwritten,
+            reason="; ".join(reasons),
+            max_err_cs=max_cs,
+        )
+
+    def mode_probe(self, samples: int = 256) -> ModeProbe:
+        """Check that the multiply precision is what the dtype says, at this workload's shape and
+        through its own GEMM call (and its captured graph, if any) — so a switch that silently
+        does nothing (FlagPerf's TF32 bug) is caught. A = 1 + 2^-10 + 2^-20 everywhere, B = I:
+        IEEE FP32 returns A exactly, TF32 returns 1 + 2^-10. Other dtypes pass trivially.
+
+        Overwrites C and, briefly, A and B (regenerated from the seed afterwards): run it
+        before the timed run, or re-run :meth:`run_timed` before :meth:`check`."""
+        if self.dtype not in ("fp32", "tf32"):
+            with self._mode() as flags:
+                return ModeProbe(True, f"no multiply-precision probe for {self.dtype}", dict(flags))
+        import torch
+
+        expected = PROBE_VALUE if self.dtype == "fp32" else PROBE_TF32_VALUE
+        rows, cols = self.sample_positions(samples)
+        diag = min(self.shape.k, self.shape.n)
+        want = torch.where(cols < diag, torch.tensor(expected, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64))
+        observed: list[tuple[str, torch.Tensor]] = []
+        with self._guard(), self._mode() as flags:
+            try:
+                self.a.fill_(PROBE_VALUE)
+                self.b.zero_()
+                self.b.diagonal().fill_(1.0)
+                self.poison()
+                self._mm()
+                self.backend.synchronize(self.index)
+                observed.append(("eager", self.c[rows.to(self.device), cols.to(self.device)].cpu().double()))
+                if self._graph_replay is not None:
+                    self.poison()
+                    self._graph_replay()
+                    self.backend.synchronize(self.index)
+                    observed.append(("graph", self.c[rows.to(self.device), cols.to(self.device)].cpu().double()))
+            finally:
+                self._fill_inputs()
+                self.backend.synchronize(self.index)
+        problems = []
+        for path, got in observed:
+            bad = got != want
+            if bool(bad.any()):
+                first = int(bad.nonzero()[0])
+                value = float(got[first])
+                if value == PROBE_TF32_VALUE:
+                    what = "TF32-rounded (10-bit mantissa) multiply"
+                elif value == 1.0:
+                    what = "BF16-or-coarser multiply"
+                elif value == PROBE_VALUE:
+                    what = "full IEEE FP32 multiply (no TF32)"
+                else:
+                    what = "unexpected value"
+                problems.append(
+                    f"{path}: {int(bad.sum())}/{len(got)} elements wrong, e.g. {value!r} "
+                    f"(expected {float(want[first])!r}): {what}"
+                )
+        mode = "IEEE FP32" if self.dtype == "fp32" else "TF32"
+        if problems:
+            return ModeProbe(False, f"{self.dtype} is not {mode}: " + "; ".join(problems), dict(flags))
+        paths = "+".join(p for p, _ in observed)
+        return ModeProbe(True, f"{mode} confirmed at {self.shape} ({paths})", dict(flags))
+
+    def close(self) -> None:
+        """Free device memory (tensors and any captured graph)."""
+        self._graph_replay = None
+        self._mm = lambda: None
+        for name in ("a", "b", "c"):
+            if hasattr(self, name):
+                delattr(self, name)
+        try:
+            self.backend.empty_cache(self.index)
+        except KernelError:
+            pass
+
+    def __enter__(self) -> "GemmWorkload":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def search_best_shape(
+    backend: "Backend",
+    index: int,
+    dtype: str,
+    shapes: list[GemmShape],
+    seed: int,
+    *,
+    batch_ms: float = 50.0,
+    batches: int = 3,
+) -> tuple[GemmShape, list[dict[str, Any]]]:
+    """Try each shape briefly (median of ``batches`` batches of ~``batch_ms``); return the fastest
+    valid one and one record per shape ({m, n, k, tflops} plus "error" where it failed).
+    Shapes that run out of memory are skipped; DeviceError if none works."""
+    if not shapes:
+        raise ValueError("no candidate shapes to search (not enough free memory?)")
+    results: list[dict[str, Any]] = []
+    best: tuple[float, GemmShape] | None = None
+    for shape in shapes:
+        record: dict[str, Any] = {**shape.as_dict(), "tflops": None}
+        out_of_memory = False
+        try:
+            with GemmWorkload(backend, index, dtype, shape, seed) as wl:
+                wl.warmup(iters=2)
+                iters = wl.calibrate(batch_ms)
+                run = wl.run_timed(iters, n_batches=batches)
+                check = wl.check()
+                record["method"] = run.method
+                if check.valid:
+                    record["tflops"] = run.tflops_median
+                else:
+                    record["error"] = f"incorrect result: {check.reason}"
+        except OutOfMemory as exc:
+            record["error"] = str(exc)
+            out_of_memory = True
+        if out_of_memory:
+            # only now: inside the except block the traceback still pins the tensors
+            gc.collect()
+            backend.empty_cache(index)
+        results.append(record)
+        if record["tflops"] is not None and (best is None or record["tflops"] > best[0]):
+            best = (record["tflops"], shape)
+    if best is None:
+        raise DeviceError(
+            f"no candidate shape ran for {dtype}: "
+            + "; ".join(f"{r['m']}x{r['n']}x{r['k']}: {r.get('error')}" for r in results)
+        )
+    return best[1], results
+
+
+__all__ = [
+    "DTYPES",
+    "CorrectnessResult",
+    "GemmShape",
+    "GemmWorkload",
+    "ModeProbe",
+    "TimedRun",
+    "candidate_shapes",
+    "search_best_shape",
+    "shape_bytes",
+]
