@@ -1,0 +1,127 @@
+"""`bench score` and `bench verify`: registered onto the lead's Typer app by :func:`register`.
+
+Exit codes: 0 certified (score) / every claim confirmed (verify), 1 not, 2 input error. Input
+errors are printed as messages (field path, value, what was expected), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    junit = "junit"
+
+
+class Lang(str, Enum):
+    zh = "zh"
+    en = "en"
+
+
+class BasisOpt(str, Enum):
+    nominal = "nominal"
+    measured = "measured"
+
+
+def _fail(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(2)
+
+
+def _emit(text: str, out: Optional[Path]) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"--out {out}: cannot write ({exc})")
+
+
+def _load(decl_path: Path):
+    from .declaration import DeclarationError, load_declaration
+    from .rules import RulesError, load_rules
+
+    try:
+        decl = load_declaration(decl_path)
+        rules = load_rules(decl.spec)
+    except DeclarationError as exc:
+        _fail(exc.render())
+    except RulesError as exc:
+        _fail(f"rules: {exc}")
+    return decl, rules
+
+
+def score_cmd(
+    decl_path: Path = typer.Argument(..., metavar="DECL", help="Site declaration (YAML)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json or junit."),
+    lang: Lang = typer.Option(Lang.zh, "--lang", help="zh: Chinese labels with English beside; en: English."),
+    no_mandatory_block: bool = typer.Option(
+        False, "--no-mandatory-block", help="Do not let an unmet mandatory indicator (A1.4, A1.6, A2.7) block certification."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report to FILE instead of stdout."),
+) -> None:
+    """Score a site declaration as declared (A1, A2, A3, total, certification)."""
+    from .report import render
+    from .scoring import score
+
+    decl, rules = _load(decl_path)
+    card = score(decl, rules, mandatory_block=not no_mandatory_block)
+    _emit(render(card, fmt.value, lang.value), out)
+    raise typer.Exit(0 if card.certified else 1)
+
+
+def verify_cmd(
+    decl_path: Path = typer.Argument(..., metavar="DECL", help="Site declaration (YAML)."),
+    results: List[Path] = typer.Argument(..., metavar="RESULTS...", help="`bench run` record directories (or folders holding them)."),
+    basis: BasisOpt = typer.Option(BasisOpt.nominal, "--basis", help="Site FP16 figure scored: nominal (标称) or measured (实测)."),
+    tolerance: float = typer.Option(0.05, "--tolerance", min=0.0, max=0.999, help="Confirm when lower bound ≥ declared × (1 − tolerance)."),
+    min_efficiency: float = typer.Option(
+        0.5, "--min-efficiency", min=0.0, max=1.0, help="A model's nominal counts when its sampled devices reach this fraction of datasheet."
+    ),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json or junit."),
+    lang: Lang = typer.Option(Lang.zh, "--lang", help="zh: Chinese labels with English beside; en: English."),
+    no_mandatory_block: bool = typer.Option(False, "--no-mandatory-block", help="Unmet mandatory indicators do not block certification."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report to FILE instead of stdout."),
+) -> None:
+    """Score with measured figures from `bench run` records and check each declared claim."""
+    from icb_bench.bench.record import RecordError
+
+    from .measured import load_records, verify
+    from .report import render
+
+    decl, rules = _load(decl_path)
+    try:
+        records = load_records(results)
+    except RecordError as exc:
+        _fail(f"results: {exc}")
+    except (OSError, ValueError, TypeError, AttributeError) as exc:  # a manifest that is JSON but not a record
+        _fail(f"results: unreadable record ({type(exc).__name__}: {exc})")
+    v = verify(
+        decl,
+        records,
+        rules=rules,
+        basis=basis.value,  # type: ignore[arg-type]
+        tolerance=tolerance,
+        min_efficiency=min_efficiency,
+        mandatory_block=not no_mandatory_block,
+    )
+    _emit(render(v, fmt.value, lang.value), out)
+    raise typer.Exit(0 if v.all_confirmed else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `score` and `verify` to ``app``."""
+    app.command("score")(score_cmd)
+    app.command("verify")(verify_cmd)
