@@ -1,0 +1,209 @@
+"""The `bench` command line: `run`, `show`, and (from verify/) `score` and `verify`.
+
+Exit codes are a contract for scripts and CI: 0 all valid, 1 a measurement invalid or a device
+failed, 2 a usage or input error (one clear line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from . import record
+from .plan import MIN_ASSESSMENT_S
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="icb-bench: measured GEMM throughput, power and GFLOPS/W for 工业智算基地 assessment.",
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+def fail(message: str) -> "typer.Exit":
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def parse_devices(text: str | None, count: int) -> tuple[int, ...]:
+    """`0,2` or `all` (None) → device indices, each checked against the backend's device count."""
+    if text is None or text.strip().lower() == "all":
+        return tuple(range(count))
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise UsageError(f"--devices: {part!r} is not a device index; expected comma-separated integers like 0,2 or 'all'")
+        i = int(part)
+        if i >= count:
+            raise UsageError(f"--devices: device {i} does not exist; this backend sees {count} device(s) (0..{count - 1})")
+        if i not in out:
+            out.append(i)
+    if not out:
+        raise UsageError("--devices: empty list; expected comma-separated integers like 0,2 or 'all'")
+    return tuple(out)
+
+
+def parse_dtypes(text: str | None) -> tuple[str, ...] | None:
+    """Dtype names, or None for `all` (every dtype the device supports)."""
+    from icb_bench.kernels.dtypes import DEFAULT_DTYPES, DTYPES
+
+    if text is None:
+        return tuple(DEFAULT_DTYPES)
+    if text.strip().lower() == "all":
+        return None
+    out = []
+    for part in text.split(","):
+        name = part.strip().lower()
+        if name not in DTYPES:
+            raise UsageError(f"--dtypes: {part.strip()!r} is not a GEMM dtype; expected a comma-separated subset of {', '.join(DTYPES)} or 'all'")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise UsageError(f"--dtypes: empty list; expected a comma-separated subset of {', '.join(DTYPES)}")
+    return tuple(out)
+
+
+def parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"--shape: {text!r} is not MxNxK; expected three positive integers like 8192x8192x8192")
+    m, n, k = (int(p) for p in parts)
+    return (m, n, k)
+
+
+@app.command()
+def run(
+    backend: Optional[str] = typer.Option(None, "--backend", help="cpu, cuda, npu, mlu, musa, xpu (default: detect)"),
+    devices: Optional[str] = typer.Option(None, "--devices", help="device indices, e.g. 0,2 (default: all)"),
+    dtypes: Optional[str] = typer.Option(None, "--dtypes", help="fp16,bf16,fp32,tf32,fp8,int8 or 'all' (default: fp16,fp32)"),
+    quick: bool = typer.Option(False, "--quick", help="smoke profile: short phases; results graded 'smoke'"),
+    duration: Optional[float] = typer.Option(None, "--duration", help=f"core phase per dtype in seconds (default {MIN_ASSESSMENT_S:g}; below {MIN_ASSESSMENT_S:g} the result is graded 'smoke')"),
+    seed: int = typer.Option(0, "--seed", help="seed of the random inputs (recorded)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="record directory (default results/<run-id>)"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    shape: Optional[str] = typer.Option(None, "--shape", help="fixed MxNxK, skipping the shape search"),
+    outlier_tolerance: float = typer.Option(0.10, "--outlier-tolerance", help="flag devices below (1 − tol) × the median"),
+    sample_hz: float = typer.Option(20.0, "--sample-hz", help="power polling rate (≥ 10 Hz)"),
+) -> None:
+    """Measure sustained GEMM throughput and energy on every selected device, all at once."""
+    from icb_bench.kernels.backends import BACKEND_NAMES, detect_backend, get_backend
+    from icb_bench.kernels.errors import BackendUnavailable
+
+    from .orchestrate import execute, new_run_id
+    from .plan import RunPlan
+    from .progress import RunDisplay
+
+    try:
+        if duration is not None and not duration > 0:
+            raise UsageError(f"--duration: {duration:g} is not a positive number of seconds")
+        if not 0 < outlier_tolerance < 1:
+            raise UsageError(f"--outlier-tolerance: {outlier_tolerance:g} is not in (0, 1); expected e.g. 0.10")
+        if sample_hz < 10:
+            raise UsageError(f"--sample-hz: {sample_hz:g} is below 10 Hz, the slowest rate that gives a usable power trace")
+        name = (backend or detect_backend()).lower()
+        if name not in BACKEND_NAMES:
+            raise UsageError(f"--backend: {name!r} is not a backend; expected one of {', '.join(BACKEND_NAMES)}")
+        try:
+            be = get_backend(name)
+        except BackendUnavailable as exc:
+            raise UsageError(f"--backend: {name}: {exc}") from exc
+        dev = parse_devices(devices, be.device_count())
+        wanted = parse_dtypes(dtypes)
+        if wanted is None:  # 'all': what every selected device supports
+            supported = [set(be.supported_dtypes(i)) for i in dev]
+            from icb_bench.kernels.dtypes import DTYPES
+
+            wanted = tuple(d for d in DTYPES if all(d in s for s in supported))
+        fixed = parse_shape(shape)
+        run_dir = out or Path("results") / new_run_id()
+        if (run_dir / record.MANIFEST).exists():
+            raise UsageError(f"--out: {run_dir} already holds a record; choose a new directory")
+        plan = RunPlan.build(name, dev, wanted, quick=quick, duration_s=duration, seed=seed, shape=fixed,
+                             outlier_tolerance=outlier_tolerance, sample_hz=sample_hz)
+    except UsageError as exc:
+        raise fail(str(exc))
+
+    display = RunDisplay(plan, enabled=not json_out)
+    with display:
+        outcome = execute(plan, run_dir, display.on_event)
+    payload = run_payload(record.load_run(run_dir))
+    payload["exit_code"] = outcome.exit_code
+    if json_out:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        from .report import print_run
+
+        print_run(payload)
+    raise typer.Exit(outcome.exit_code)
+
+
+def run_payload(rec: record.RunRecord) -> dict[str, Any]:
+    """The `--json` object of `bench run` and `bench show`."""
+    from .orchestrate import node_aggregates
+    from .runner import summarize
+
+    m = rec.manifest
+    return {
+        "schema": m.get("schema"),
+        "run_id": rec.run_id,
+        "run_dir": str(rec.path),
+        "status": rec.status,
+        "created_at": m.get("created_at"),
+        "finished_at": m.get("finished_at"),
+        "plan": m.get("plan"),
+        "host": (m.get("host") or {}).get("hostname"),
+        "measurements": [summarize(x) for x in rec.measurements],
+        # a partial record (killed run) has no aggregates yet: compute them from what is on disk
+        "aggregates": rec.aggregates or node_aggregates(rec.measurements, (m.get("plan") or {}).get("outlier_tolerance", 0.1)),
+        "failed_devices": m.get("failed_devices", {}),
+    }
+
+
+@app.command()
+def show(
+    run_dir: Path = typer.Argument(..., help="a record directory written by `bench run` (also a partial one)"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+) -> None:
+    """Print a run record."""
+    try:
+        rec = record.load_run(run_dir)
+    except record.RecordError as exc:
+        raise fail(str(exc))
+    payload = run_payload(rec)
+    if json_out:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        from .report import print_run
+
+        print_run(payload)
+
+
+def _register_subcommands() -> None:
+    from icb_bench.verify.cli import register
+
+    register(app)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,274 @@
+"""Measure one device: for each dtype, shape search, warm-up, the sustained core phase bracketed by
+the power reader's window, the correctness check, and one record file written before the next dtype.
+
+The runner sees a backend and a power reader, nothing vendor-specific: the backend comes from
+:func:`icb_bench.kernels.backends.get_backend`, the reader from :func:`icb_bench.bench.power.reader_for`.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from . import record
+from .inventory import hostname, utc_now
+from .plan import RunPlan
+from .stats import Stats
+
+Emit = Callable[..., None]
+
+
+class StartBarrier(Protocol):
+    """A common start for the core phase of every device (multiprocessing.Barrier fits)."""
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+#: how long a device waits at the common start for its peers before starting alone
+BARRIER_TIMEOUT_S = 900.0
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses and tuples into JSON-ready values."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _plain(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
+        return None
+    return obj
+
+
+def device_record(info: Any) -> dict[str, Any]:
+    """A DeviceInfo as the record's ``device_info`` object (adds ``domestic`` from the vendor table)."""
+    from .vendors import is_domestic
+
+    d = _plain(info)
+    d["domestic"] = bool(d.get("extra", {}).get("domestic", is_domestic(d.get("vendor"), d.get("model"))))
+    return d
+
+
+def build_measurement(
+    *,
+    plan: RunPlan,
+    host: str,
+    index: int,
+    seq: int,
+    dtype_spec: dict[str, Any],
+    device_info: dict[str, Any],
+    shape: tuple[int, int, int],
+    shape_search: list[dict[str, Any]],
+    timed: Any,
+    window: Any,
+    telemetry: dict[str, Any],
+    correctness: dict[str, Any],
+    mode_probe: dict[str, Any],
+    numeric_mode: dict[str, Any],
+    peak: dict[str, Any] | None,
+    started_at: str,
+    ended_at: str,
+    trace_file: str | None,
+) -> dict[str, Any]:
+    """Assemble one measurement object (the format in results/README.md). Pure: no I/O."""
+    m, n, k = shape
+    flops = 2 * m * n * k
+    per_batch_flops = flops * timed.iters_per_batch
+    tflops_samples = [per_batch_flops / (t_ms * 1e-3) / 1e12 for t_ms in timed.batch_time_ms]
+    st = Stats.of(tflops_samples)
+    total_flops = per_batch_flops * len(timed.batch_time_ms)
+    core_s = float(window.window_s) if window is not None else float(timed.wall_s)
+    tflops_wall = total_flops / timed.wall_s / 1e12 if timed.wall_s > 0 else None
+    valid = bool(correctness.get("valid")) and bool(mode_probe.get("passed", True))
+    energy_j = getattr(window, "energy_j", None)
+    gflops_per_w = (total_flops / energy_j / 1e9) if energy_j else None
+    reasons = []
+    if not correctness.get("valid"):
+        reasons.append(f"correctness: {correctness.get('reason') or 'failed'}")
+    if not mode_probe.get("passed", True):
+        reasons.append(f"numeric mode: {mode_probe.get('detail') or 'probe failed'}")
+    dtype = dtype_spec["name"]
+    return {
+        "schema": record.MEASUREMENT_SCHEMA,
+        "id": f"{host}-d{index}-{dtype}",
+        "seq": seq,
+        "host": host,
+        "device": index,
+        "backend": plan.backend,
+        "device_info": device_info,
+        "dtype": dtype,
+        "dtype_spec": {key: dtype_spec[key] for key in ("inputs", "accumulate", "output")},
+        "m": m,
+        "n": n,
+        "k": k,
+        "flops_per_gemm": flops,
+        "flops_total": total_flops,
+        "grade": plan.grade_for(core_s),
+        "core_phase_s": core_s,
+        "valid": valid,
+        "status": "ok" if valid else "invalid",
+        "error": "; ".join(reasons) or None,
+        "correctness": {**correctness, "mode_probe": mode_probe},
+        "numeric_mode": numeric_mode,
+        "seed": plan.seed,
+        "tflops": st.median,
+        "tflops_stats": st.as_dict(),
+        "unstable": st.unstable,
+        "tflops_wall": tflops_wall,
+        "wall_vs_events": (tflops_wall / st.median) if tflops_wall and st.median else None,
+        "timing": {"method": timed.method, "iters_per_batch": timed.iters_per_batch,
+                   "batches": len(timed.batch_time_ms), "batch_ms_target": plan.batch_ms,
+                   "warmup_ms": plan.warmup_ms, "wall_s": timed.wall_s},
+        "samples": {"batch_time_ms": list(timed.batch_time_ms), "iters_per_batch": timed.iters_per_batch},
+        "shape_search": shape_search,
+        "power_w": getattr(window, "power_w", None),
+        "energy_j": energy_j,
+        "gflops_per_w": gflops_per_w,
+        "power_scope": getattr(window, "scope", "device"),
+        "power_method": getattr(window, "method", "none"),
+        "power": _plain(window) if window is not None else None,
+        "telemetry": telemetry,
+        "trace_file": trace_file,
+        "peak": peak,
+        "fraction_of_peak": (st.median / peak["tflops"]) if peak and peak.get("tflops") else None,
+        "started_at": started_at,
+        "ended_at": ended_at,
+    }
+
+
+def failed_measurement(plan: RunPlan, host: str, index: int, seq: int, dtype: str, device_info: dict[str, Any] | None,
+                       status: str, error: str) -> dict[str, Any]:
+    """A measurement that produced no throughput (unsupported dtype, device error): recorded, never counted."""
+    return {
+        "schema": record.MEASUREMENT_SCHEMA, "id": f"{host}-d{index}-{dtype}", "seq": seq, "host": host,
+        "device": index, "backend": plan.backend, "device_info": device_info, "dtype": dtype,
+        "grade": "smoke", "valid": False, "status": status, "error": error, "tflops": None,
+        "power_w": None, "energy_j": None, "gflops_per_w": None, "power_scope": None, "power_method": "none",
+        "m": None, "n": None, "k": None, "seed": plan.seed, "ended_at": utc_now(),
+    }
+
+
+def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier: StartBarrier | None = None,
+                   worker_count: int = 1) -> list[dict[str, Any]]:
+    """Measure every dtype of ``plan`` on device ``index``; each measurement is written as it finishes."""
+    from icb_bench.kernels import gemm, peaks
+    from icb_bench.kernels.backends import get_backend
+    from icb_bench.kernels.dtypes import DTYPES
+    from icb_bench.kernels.errors import KernelError, UnsupportedDtype
+
+    from .power import reader_for
+    from .power.sampler import Sampler
+
+    host = hostname()
+    backend = get_backend(plan.backend)
+    backend.configure_worker(index, worker_count)
+    info = device_record(backend.device_info(index))
+    reader = reader_for(plan.backend, index, info)
+    emit("device", device=index, info=info, power=reader.describe())
+    supported = set(backend.supported_dtypes(index))
+    results: list[dict[str, Any]] = []
+    sampler = Sampler(reader, hz=plan.sample_hz)
+    sampler.start()
+    try:
+        for seq, dtype in enumerate(plan.dtypes):
+            emit("phase", device=index, dtype=dtype, phase="search", total_s=None)
+            try:
+                if dtype not in supported:
+                    raise UnsupportedDtype(f"{info.get('model')} ({plan.backend}) cannot run {dtype} GEMMs here")
+                meas = _measure_one(plan, backend, index, dtype, DTYPES[dtype], info, seq, host, run_dir, emit,
+                                    barrier, sampler, gemm, peaks)
+            except UnsupportedDtype as exc:
+                _skip_barrier(barrier)
+                meas = failed_measurement(plan, host, index, seq, dtype, info, "unsupported", str(exc))
+            except KernelError as exc:
+                _skip_barrier(barrier)
+                meas = failed_measurement(plan, host, index, seq, dtype, info, "failed", f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a device failure must not lose the other devices' work
+                _skip_barrier(barrier)
+                meas = failed_measurement(plan, host, index, seq, dtype, info, "failed",
+                                          f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
+            record.write_measurement(run_dir, meas)  # on disk before the next dtype starts
+            results.append(meas)
+            emit("measurement", device=index, dtype=dtype, summary=summarize(meas))
+    finally:
+        sampler.stop()
+        reader.close()
+    return results
+
+
+def _skip_barrier(barrier: StartBarrier | None) -> None:
+    """A device that cannot measure a dtype still arrives at the common start, so peers don't wait."""
+    if barrier is None:
+        return
+    try:
+        barrier.wait(timeout=BARRIER_TIMEOUT_S)
+    except Exception:  # a broken barrier only costs the common start
+        pass
+
+
+def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, emit, barrier, sampler, gemm, peaks):
+    with backend.numeric_mode(dtype) as flags:
+        free_b, _total_b = backend.memory_info(index)
+        if plan.shape:
+            best = gemm.GemmShape(*plan.shape)
+            tried: list[dict[str, Any]] = []
+        else:
+            shapes = gemm.candidate_shapes(dtype, free_b, quick=plan.profile == "quick", limit=plan.max_shapes)
+            best, tried = gemm.search_best_shape(backend, index, dtype, shapes, plan.seed,
+                                                 batch_ms=plan.batch_ms, batches=plan.search_batches)
+        emit("phase", device=index, dtype=dtype, phase="warmup", total_s=None)
+        wl = gemm.GemmWorkload(backend, index, dtype, best, plan.seed)
+        try:
+            probe = _plain(wl.mode_probe())
+            wl.warmup_for(plan.warmup_ms)
+            iters = wl.calibrate(plan.batch_ms)
+            wl.poison()
+            if barrier is not None:
+                emit("phase", device=index, dtype=dtype, phase="waiting", total_s=None)
+                try:
+                    barrier.wait(timeout=BARRIER_TIMEOUT_S)
+                except Exception:
+                    emit("warning", device=index, message="common start missed: peers did not arrive in time")
+            emit("phase", device=index, dtype=dtype, phase="core", total_s=plan.duration_s)
+            started = utc_now()
+            t_start = time.monotonic()
+            backend.synchronize(index)
+            win = sampler.begin_window()
+
+            def on_batch(i: int, time_ms: float) -> None:
+                emit("progress", device=index, dtype=dtype, elapsed_s=time.monotonic() - t_start)
+
+            timed = wl.run_timed(iters, duration_s=plan.duration_s, on_batch=on_batch)
+            backend.synchronize(index)
+            window = sampler.end_window(win)
+            ended = utc_now()
+            emit("phase", device=index, dtype=dtype, phase="check", total_s=None)
+            corr = _plain(wl.check(samples=plan.check_samples))
+        finally:
+            wl.close()
+    trace_id = f"{host}-d{index}-{dtype}"
+    trace_file = record.write_trace(run_dir, trace_id, sampler.trace_rows(win))
+    pk = peaks.lookup(info.get("model") or "", dtype)
+    return build_measurement(
+        plan=plan, host=host, index=index, seq=seq, dtype_spec=_plain(spec), device_info=info,
+        shape=(best.m, best.n, best.k), shape_search=_plain(tried), timed=timed, window=window,
+        telemetry=_plain(sampler.telemetry(win)), correctness=corr, mode_probe=probe, numeric_mode=_plain(flags),
+        peak=_plain(pk) if pk else None, started_at=started, ended_at=ended, trace_file=trace_file,
+    )
+
+
+def summarize(m: dict[str, Any]) -> dict[str, Any]:
+    """The per-measurement fields of `bench run --json` (the CLI contract)."""
+    keys = ("device", "host", "dtype", "m", "n", "k", "tflops", "valid", "grade", "power_w", "energy_j",
+            "gflops_per_w", "power_scope", "power_method", "status", "error", "unstable", "fraction_of_peak",
+            "core_phase_s")
+    out = {key: m.get(key) for key in keys}
+    out["model"] = (m.get("device_info") or {}).get("model")
+    st = m.get("tflops_stats") or {}
+    out["tflops_iqr"] = st.get("iqr")
+    out["tflops_cv"] = st.get("cv")
+    return out
