@@ -13,43 +13,62 @@ def _f(x: Any, fmt: str = "{:.1f}") -> str:
 
 
 def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    import sys
+
+    # a pipe or log file gets a wide table rather than Rich's 80-column default
+    console = console or Console(width=None if sys.stdout.isatty() else 150)
     plan = payload.get("plan") or {}
     console.print(f"[bold]run[/] {payload['run_id']}  [dim]{payload['run_dir']}[/]  status: {payload['status']}  "
                   f"profile: {plan.get('profile')}  core phase: {plan.get('duration_s')} s  seed: {plan.get('seed')}",
                   highlight=False)
-    t = Table(title="实测算力 / measured GEMM throughput (dense, 2·m·n·k)", show_lines=False)
-    for col in ("设备 device", "型号 model", "精度 dtype", "m×n×k", "实测算力 TFLOPS (median)", "IQR",
-                "峰值占比 % of peak", "功率 W", "能耗 J", "实测算效 GFLOPS/W", "功率口径 scope/method", "等级 grade", "正确 valid"):
-        t.add_column(col, overflow="fold")
     warnings: list[str] = []
-    for m in payload["measurements"]:
+    ms = payload["measurements"]
+    devices: dict[str, dict[str, Any]] = {}
+    for m in ms:
+        devices.setdefault(f"{m.get('host')}:{m['device']}", m)
+    d = Table(title="设备 / devices", title_justify="left")
+    for col in ("设备 device", "型号 model", "功率口径 power scope/method"):
+        d.add_column(col, overflow="fold")
+    for name, m in devices.items():
+        pm = m.get("power_method")
+        d.add_row(name, str(m.get("model") or "—"),
+                  f"{m.get('power_scope')}/{pm}" if pm not in (None, "none") else "not measured 未测")
+    console.print(d)
+    t = Table(title="实测算力 / measured dense GEMM (FLOPs = 2·m·n·k; median of the core phase)", title_justify="left")
+    for col, just in (("设备\ndevice", "left"), ("精度\ndtype", "left"), ("m×n×k", "left"), ("TFLOPS\nmedian", "right"),
+                      ("IQR", "right"), ("峰值占比\n% peak", "right"), ("功率\nW", "right"),
+                      ("算效\nGFLOPS/W", "right"), ("等级\ngrade", "left"), ("正确\nvalid", "left")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for m in ms:
         shape = f"{m['m']}×{m['n']}×{m['k']}" if m.get("m") else "—"
         frac = m.get("fraction_of_peak")
         t.add_row(
-            f"{m.get('host')}:{m['device']}", str(m.get("model") or "—"), m["dtype"], shape,
+            f"{m.get('host')}:{m['device']}", m["dtype"], shape,
             _f(m.get("tflops"), "{:.2f}"), _f(m.get("tflops_iqr"), "{:.2f}"),
-            "no datasheet peak" if frac is None and m.get("tflops") else _f(None if frac is None else frac * 100, "{:.1f}%"),
-            _f(m.get("power_w")), _f(m.get("energy_j"), "{:.0f}"), _f(m.get("gflops_per_w"), "{:.1f}"),
-            f"{m.get('power_scope') or '—'}/{m.get('power_method')}" if m.get("power_method") != "none" else "not measured",
+            ("n/a" if m.get("tflops") else "—") if frac is None else f"{frac * 100:.1f}%",
+            _f(m.get("power_w")), _f(m.get("gflops_per_w"), "{:.1f}"),
             m.get("grade") or "—", "✔" if m.get("valid") else f"✘ {m.get('status')}",
         )
+        where = f"{m.get('host')}:{m['device']} {m['dtype']}"
+        if m.get("tflops") and frac is None:
+            warnings.append(f"{where}: no datasheet peak for {m.get('model')!r} (% of peak not shown, not 0 %)")
         if m.get("unstable"):
-            warnings.append(f"{m.get('host')}:{m['device']} {m['dtype']}: unstable (CV {m.get('tflops_cv', 0) * 100:.1f}% ≥ 10%)")
+            warnings.append(f"{where}: unstable (CV {m.get('tflops_cv', 0) * 100:.1f}% ≥ 10%)")
+        if m.get("throttled"):
+            warnings.append(f"{where}: power/thermal throttling in the window ({', '.join(m.get('throttle_reasons') or [])})")
         if m.get("error"):
-            warnings.append(f"{m.get('host')}:{m['device']} {m['dtype']}: {m['status']}: {m['error'].splitlines()[0]}")
+            warnings.append(f"{where}: {m['status']}: {m['error'].splitlines()[0]}")
         if m.get("grade") == "smoke" and m.get("tflops"):
-            warnings.append(f"{m.get('host')}:{m['device']} {m['dtype']}: core phase {m.get('core_phase_s', 0):.1f} s < 60 s: "
+            warnings.append(f"{where}: core phase {m.get('core_phase_s', 0):.1f} s < 60 s: "
                             "graded 'smoke', does not count towards a verdict")
     console.print(t)
     if payload.get("aggregates"):
-        a = Table(title="节点合计 / node totals (valid devices)")
-        for col in ("精度 dtype", "设备数 devices", "实测算力 TFLOPS (sum)", "功率 W (sum)", "实测算效 GFLOPS/W", "口径 scope/method", "离群 outliers"):
+        a = Table(title="节点合计 / node totals (valid devices; power = sum of device readings)", title_justify="left")
+        for col in ("精度\ndtype", "设备数\ndevices", "TFLOPS\nsum", "功率 W\nsum", "算效\nGFLOPS/W", "离群\noutliers"):
             a.add_column(col)
         for g in payload["aggregates"]:
             a.add_row(g["dtype"], str(g["devices"]), _f(g.get("tflops"), "{:.2f}"), _f(g.get("power_w")),
-                      _f(g.get("gflops_per_w")), f"{g.get('power_scope')}/{g.get('power_method')} ({g.get('power_note')})",
-                      ", ".join(map(str, g.get("outliers") or [])) or "none")
+                      _f(g.get("gflops_per_w")), ", ".join(map(str, g.get("outliers") or [])) or "none")
             for o in g.get("outliers") or []:
                 warnings.append(f"device {o} {g['dtype']}: below (1 − {g.get('outlier_tolerance')}) × the node median")
         console.print(a)

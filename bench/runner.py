@@ -131,6 +131,8 @@ def build_measurement(
         "power_scope": getattr(window, "scope", "device"),
         "power_method": getattr(window, "method", "none"),
         "power": _plain(window) if window is not None else None,
+        "throttled": bool(getattr(window, "throttled", False)),
+        "throttle_reasons": list(getattr(window, "throttle_reasons", []) or []),
         "telemetry": telemetry,
         "trace_file": trace_file,
         "peak": peak,
@@ -265,7 +267,7 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     """The per-measurement fields of `bench run --json` (the CLI contract)."""
     keys = ("device", "host", "dtype", "m", "n", "k", "tflops", "valid", "grade", "power_w", "energy_j",
             "gflops_per_w", "power_scope", "power_method", "status", "error", "unstable", "fraction_of_peak",
-            "core_phase_s")
+            "core_phase_s", "throttled", "throttle_reasons")
     out = {key: m.get(key) for key in keys}
     out["model"] = (m.get("device_info") or {}).get("model")
     st = m.get("tflops_stats") or {}

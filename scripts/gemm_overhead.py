@@ -83,10 +83,13 @@ def measure(device: str, dtype: str, size: int, seconds: float, batch_ms: float,
         flops_batch = shape.flops * iters
         bare_rounds: list[float] = []
         harness_rounds: list[float] = []
+        eager_rounds: list[float] = []  # CUDA only: a plain eager torch.mm loop between events
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline or len(bare_rounds) < 3:
             if device == "cuda":
                 bare = bare_batches_cuda(wl, iters, n_batches, graph)
+                eager = bare_batches_cuda(wl, iters, n_batches, None)
+                eager_rounds.append(flops_batch / statistics.median(eager) / 1e9)  # ms → TFLOPS
             else:
                 bare = bare_batches_cpu(wl, iters, n_batches)
             bare_rounds.append(flops_batch / statistics.median(bare) / 1e9)
@@ -102,6 +105,8 @@ def measure(device: str, dtype: str, size: int, seconds: float, batch_ms: float,
         f"  harness median {harness_tf:10.4f} TFLOPS  (rounds: {', '.join(f'{x:.4f}' for x in harness_rounds)})\n"
         f"  ratio harness/bare = {ratio:.4f} paired median, {harness_tf / bare_tf:.4f} of medians "
         f"(goal >= 0.97); harness event/wall {run.event_wall_ratio:.4f}"
+        + (f"\n  bare eager loop median {statistics.median(eager_rounds):10.4f} TFLOPS; harness/eager = "
+           f"{harness_tf / statistics.median(eager_rounds):.4f}" if eager_rounds else "")
     )
     return ratio
 
