@@ -219,7 +219,8 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             best = gemm.GemmShape(*plan.shape)
             tried: list[dict[str, Any]] = []
         else:
-            shapes = gemm.candidate_shapes(dtype, free_b, quick=plan.profile == "quick", limit=plan.max_shapes)
+            shapes = gemm.candidate_shapes(dtype, free_b, quick=backend.prefers_small_shapes,
+                                            limit=plan.max_shapes)
             best, tried = gemm.search_best_shape(backend, index, dtype, shapes, plan.seed,
                                                  batch_ms=plan.batch_ms, batches=plan.search_batches)
         emit("phase", device=index, dtype=dtype, phase="warmup", total_s=None)

@@ -25,11 +25,13 @@ $PY -c "import icb_bench.bench.cli, icb_bench.kernels.gemm; print('import ok')" 
 log "GPU tests"
 timeout 150 $PY -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest-gpu.log" | tail -15
 
+if [ -z "${SKIP_BENCH:-}" ]; then
 log "harness vs bare torch.matmul (fp16, fp32 with TF32 off)"
 timeout 100 $PY scripts/gemm_overhead.py --device cuda --seconds 8 2>&1 | tee "$OUT/gemm_overhead.txt" | tail -12
 
 log "power sampler cost"
 timeout 60 $PY scripts/sampler_overhead.py --device cuda --seconds 8 2>&1 | tee "$OUT/sampler_overhead.txt" | tail -6
+fi
 
 log "reference run: fp16 + fp32, 60 s core phase each"
 timeout 260 $BENCH run --backend cuda --dtypes fp16,fp32 --duration 60 --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
@@ -40,4 +42,6 @@ log "quick run: every dtype the card supports"
 timeout 120 $BENCH run --backend cuda --dtypes all --quick --out "$OUT/quick-all" --json > "$OUT/quick-all.json" 2> "$OUT/quick-all.stderr"
 echo "exit $?" | tee -a "$OUT/steps.log"
 $BENCH show "$OUT/quick-all" 2>&1 | tee "$OUT/quick-all.txt" | tail -20
+# one archive: the device tool brings back a limited number of files
+tar czf "$OUT/records.tgz" -C "$OUT" reference quick-all && rm -rf "$OUT/reference" "$OUT/quick-all"
 log "done"

@@ -58,6 +58,9 @@ class Backend(abc.ABC):
     device_type: str = ""
     #: whether the backend can capture and replay device graphs (CUDA graphs)
     supports_graphs: bool = False
+    #: GEMM shapes to search: small ones (≤ 1024) for slow devices such as CPUs, large ones
+    #: (4096–16384) for accelerators, whose throughput small shapes understate
+    prefers_small_shapes: bool = False
     #: what to install when the backend is unavailable (shown in BackendUnavailable messages)
     install_hint: str = ""
 

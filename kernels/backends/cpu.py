@@ -118,6 +118,7 @@ class CpuBackend(Backend):
     """torch on the host CPU; timing with ``time.perf_counter`` (CPU matmuls are synchronous)."""
 
     name = "cpu"
+    prefers_small_shapes = True
     device_type = "cpu"
     supports_graphs = False
 

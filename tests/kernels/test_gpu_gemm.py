@@ -51,7 +51,9 @@ def test_gemm_valid_with_graph_replay(cuda, dtype: str) -> None:
         result = wl.check()
         assert result.valid, result.reason
         probe = wl.mode_probe()  # now through the captured graph too
-        assert probe.passed and "graph" in probe.detail, probe.detail
+        assert probe.passed, probe.detail
+        if dtype == "fp32":  # fp16 has no multiply-precision probe; fp32's runs through the graph
+            assert "graph" in probe.detail, probe.detail
         print(f"\n{dtype} {SHAPE}: {run.tflops_median:.1f} TFLOPS median, iters={iters}, "
               f"event/wall={run.event_wall_ratio:.3f}, max_rel_err={result.max_rel_err:.3g}")
 
