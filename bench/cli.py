@@ -97,6 +97,7 @@ def run(
     shape: Optional[str] = typer.Option(None, "--shape", help="fixed MxNxK, skipping the shape search"),
     outlier_tolerance: float = typer.Option(0.10, "--outlier-tolerance", help="flag devices below (1 − tol) × the median"),
     sample_hz: float = typer.Option(20.0, "--sample-hz", help="power polling rate (≥ 10 Hz)"),
+    node_power: Optional[str] = typer.Option(None, "--node-power", help="the node's BMC, e.g. redfish+https://admin@bmc/redfish/v1/Chassis/1/Power?delay_s=7.5 (password in $ICB_NODE_POWER_PASSWORD)"),
 ) -> None:
     """Measure sustained GEMM throughput and energy on every selected device, all at once."""
     from icb_bench.kernels.backends import BACKEND_NAMES, detect_backend, get_backend
@@ -131,6 +132,14 @@ def run(
         run_dir = out or Path("results") / new_run_id()
         if (run_dir / record.MANIFEST).exists():
             raise UsageError(f"--out: {run_dir} already holds a record; choose a new directory")
+        scope_readers = []
+        if node_power:
+            from .power import PowerError, scope_reader
+
+            try:
+                scope_readers.append(scope_reader(node_power, "node"))
+            except PowerError as exc:
+                raise UsageError(f"--node-power: {exc}") from exc
         plan = RunPlan.build(name, dev, wanted, quick=quick, duration_s=duration, seed=seed, shape=fixed,
                              outlier_tolerance=outlier_tolerance, sample_hz=sample_hz)
     except UsageError as exc:
@@ -138,7 +147,7 @@ def run(
 
     display = RunDisplay(plan, enabled=not json_out)
     with display:
-        outcome = execute(plan, run_dir, display.on_event)
+        outcome = execute(plan, run_dir, display.on_event, scope_readers=scope_readers)
     payload = run_payload(record.load_run(run_dir))
     payload["exit_code"] = outcome.exit_code
     if json_out:

@@ -47,6 +47,92 @@ def new_run_id() -> str:
     return f"{stamp}Z-{hostname()}-{secrets.token_hex(3)}"
 
 
+class ScopeMonitor:
+    """Node- and rack-scope readers (a BMC, a PDU) polled in the parent for the whole run.
+
+    Each dtype's window is the span of the devices' core phases ([first begin, last end], from
+    the workers' ``core_window`` events); its energy is computed once the readers' reporting
+    delay has passed, and written to the manifest (``scope_power``) straight away.
+    """
+
+    def __init__(self, readers: list[Any], n_devices: int, writer: record.RecordWriter, hz: float):
+        from .power.sampler import Sampler
+
+        self.readers = readers
+        self.n_devices = n_devices
+        self.writer = writer
+        self.sampler = Sampler(readers, hz=hz) if readers else None
+        # a BMC's reading describes the past: wait that long after a window before closing it
+        self.settle_s = max([float(getattr(r, "delay_s", 0.0)) for r in readers] + [0.0]) + 1.0
+        self.windows: dict[str, list[tuple[float, float]]] = {}
+        self.done: set[str] = set()
+        self.results: list[dict[str, Any]] = []
+
+    def __enter__(self) -> "ScopeMonitor":
+        if self.sampler is not None:
+            self.sampler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            for r in self.readers:
+                r.close()
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if self.sampler is None:
+            return
+        if kind == "core_window":
+            self.windows.setdefault(data["dtype"], []).append((data["t_begin_s"], data["t_end_s"]))
+        self.flush(final=False)
+
+    def flush(self, final: bool) -> None:
+        """Close every dtype window whose devices are all done (``final``: whatever has ended)."""
+        import time
+
+        if self.sampler is None:
+            return
+        for dtype, spans in self.windows.items():
+            if dtype in self.done or not (final or len(spans) >= self.n_devices):
+                continue
+            t0, t1 = min(a for a, _ in spans), max(b for _, b in spans)
+            wait = t1 + self.settle_s - time.monotonic()
+            if wait > 0:
+                if not final:
+                    continue
+                time.sleep(wait)
+            win = self.sampler.window_between(t0, t1)
+            host = hostname()
+            trace = record.write_trace(self.writer.path, f"{host}-scope-{dtype}", win.trace_rows())
+            for reader, res in zip(self.readers, win.results):
+                self.results.append({"dtype": dtype, "devices": len(spans), "reader": reader.describe(),
+                                     "window": res.to_dict(), "trace_file": trace, "host": host})
+            self.done.add(dtype)
+            self.writer.update(scope_power=self.results)
+
+
+def scope_aggregates(measurements: list[dict[str, Any]], scope_power: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Node/rack figures: the devices' FLOPs in a dtype's window over the BMC/PDU energy of that window."""
+    out = []
+    for sp in scope_power:
+        w = sp["window"]
+        ms = [m for m in measurements if m["dtype"] == sp["dtype"] and m.get("tflops")]
+        valid = bool(ms) and all(m.get("valid") for m in ms)
+        flops = sum(m.get("flops_total") or 0 for m in ms if m.get("valid"))
+        energy = w.get("energy_j")
+        out.append({
+            "scope": w["scope"], "host": sp.get("host"), "dtype": sp["dtype"], "devices": len(ms),
+            "tflops": sum(m["tflops"] for m in ms if m.get("valid")),
+            "energy_j": energy, "power_w": w.get("power_w"),
+            "gflops_per_w": (flops / energy / 1e9) if energy and flops else None,
+            "power_scope": w["scope"], "power_method": w.get("method"), "power_source": w.get("source"),
+            "power_note": w.get("note"), "window_s": w.get("window_s"),
+            "grade": "assessment" if ms and all(m.get("grade") == "assessment" for m in ms) else "smoke",
+            "valid": valid, "reader": sp.get("reader"), "trace_file": sp.get("trace_file"),
+        })
+    return out
+
+
 def node_aggregates(measurements: list[dict[str, Any]], tolerance: float) -> list[dict[str, Any]]:
     """Per dtype: the node's sums over valid devices, and the devices below (1 − tol) × median."""
     out = []
@@ -103,8 +189,10 @@ def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier
         raise SystemExit(1)
 
 
-def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | None = None) -> RunOutcome:
-    """Run ``plan``, writing the record to ``run_dir``."""
+def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | None = None,
+            scope_readers: list[Any] | None = None) -> RunOutcome:
+    """Run ``plan``, writing the record to ``run_dir``. ``scope_readers``: opened node/rack
+    readers (BMC, PDU) whose energy brackets each dtype's core phases across all devices."""
     from . import __version__
 
     run_dir = Path(run_dir)
@@ -126,21 +214,27 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
             writer.update(inventory=[inventory[i] for i in sorted(inventory)])
         elif kind == "device_failed":
             failed[data["device"]] = data["error"]
+        monitor.on_event(kind, data)
         on_event(kind, data)
 
+    if scope_readers:
+        writer.update(scope_readers=[r.describe() for r in scope_readers])
+    monitor = ScopeMonitor(list(scope_readers or []), len(plan.devices), writer, plan.sample_hz)
     status = "complete"
-    try:
-        if len(plan.devices) == 1:
-            try:
-                measure_device(plan, plan.devices[0], run_dir, lambda kind, **d: handle(kind, d), None, 1)
-            except Exception as exc:
-                handle("device_failed", {"device": plan.devices[0], "error": f"{type(exc).__name__}: {exc}"})
-        else:
-            _run_workers(plan, run_dir, handle, failed)
-    except KeyboardInterrupt:
-        status = "interrupted"
+    with monitor:
+        try:
+            if len(plan.devices) == 1:
+                try:
+                    measure_device(plan, plan.devices[0], run_dir, lambda kind, **d: handle(kind, d), None, 1)
+                except Exception as exc:
+                    handle("device_failed", {"device": plan.devices[0], "error": f"{type(exc).__name__}: {exc}"})
+            else:
+                _run_workers(plan, run_dir, handle, failed)
+            monitor.flush(final=True)
+        except KeyboardInterrupt:
+            status = "interrupted"
     measurements = record.load_run(run_dir).measurements
-    aggregates = node_aggregates(measurements, plan.outlier_tolerance)
+    aggregates = node_aggregates(measurements, plan.outlier_tolerance) + scope_aggregates(measurements, monitor.results)
     if failed and status == "complete":
         status = "failed"
     writer.finish(status, finished_at=utc_now(), aggregates=aggregates, failed_devices=failed)

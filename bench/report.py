@@ -63,12 +63,14 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
                             "graded 'smoke', does not count towards a verdict")
     console.print(t)
     if payload.get("aggregates"):
-        a = Table(title="节点合计 / node totals (valid devices; power = sum of device readings)", title_justify="left")
-        for col in ("精度\ndtype", "设备数\ndevices", "TFLOPS\nsum", "功率 W\nsum", "算效\nGFLOPS/W", "离群\noutliers"):
+        a = Table(title="节点合计 / node totals (valid devices)", title_justify="left")
+        for col in ("精度\ndtype", "设备数\ndevices", "TFLOPS\nsum", "功率 W", "算效\nGFLOPS/W", "功率口径\npower scope", "离群\noutliers"):
             a.add_column(col)
         for g in payload["aggregates"]:
+            scope = "sum of devices" if g.get("power_scope") == "device" else f"{g.get('power_scope')} ({g.get('power_source')})"
             a.add_row(g["dtype"], str(g["devices"]), _f(g.get("tflops"), "{:.2f}"), _f(g.get("power_w")),
-                      _f(g.get("gflops_per_w")), ", ".join(map(str, g.get("outliers") or [])) or "none")
+                      _f(g.get("gflops_per_w")), f"{scope}/{g.get('power_method')}",
+                      ", ".join(map(str, g.get("outliers") or [])) or "—")
             for o in g.get("outliers") or []:
                 warnings.append(f"device {o} {g['dtype']}: below (1 − {g.get('outlier_tolerance')}) × the node median")
         console.print(a)

@@ -249,6 +249,8 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             backend.synchronize(index)
             window = sampler.end_window(win)
             ended = utc_now()
+            # node/rack readers in the parent bracket the same window (time.monotonic is host-wide)
+            emit("core_window", device=index, dtype=dtype, t_begin_s=win.t_begin_s, t_end_s=win.t_end_s)
             emit("phase", device=index, dtype=dtype, phase="check", total_s=None)
             corr = _plain(wl.check(samples=plan.check_samples))
         finally:

@@ -102,3 +102,56 @@ __all__ = [
     "measure_window",
     "reader_for",
 ]
+
+
+#: environment variables holding the BMC/PDU password (never a command-line argument)
+PASSWORD_ENV = ("ICB_NODE_POWER_PASSWORD", "ICB_REDFISH_PASSWORD")
+#: query parameters a scope-reader URL may carry, with their types
+_SCOPE_PARAMS: dict[str, Callable[[str], Any]] = {
+    "delay_s": float,
+    "expected_window_s": float,
+    "timeout_s": float,
+    "insecure": lambda v: v.lower() in ("1", "true", "yes"),
+    "auth": str,
+    "ca_file": str,
+}
+
+
+def scope_reader(spec: str, scope: str = "node", env: dict[str, str] | None = None) -> PowerReader:
+    """An opened node- or rack-scope reader from a URL such as
+    ``redfish+https://admin@bmc-01/redfish/v1/Chassis/1/Power?delay_s=7.5``.
+
+    The password comes from ``$ICB_NODE_POWER_PASSWORD`` (or ``$ICB_REDFISH_PASSWORD``); a
+    password in the URL is refused. Raises :class:`PowerError` naming what is wrong (the caller
+    reports it as an input error): unlike a device's reader, a source the user named must work.
+    """
+    import os
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    env = dict(os.environ) if env is None else env
+    parts = urlsplit(spec)
+    kind, _, transport = parts.scheme.partition("+")
+    if kind != "redfish" or transport not in ("http", "https"):
+        raise PowerError(f"{spec!r}: expected redfish+https://[user@]host[:port][/redfish/v1/...] (the only {scope}-scope source so far)")
+    if parts.password is not None:
+        raise PowerError(f"{scope} power URL: put the password in ${PASSWORD_ENV[0]}, not in the URL")
+    kw: dict[str, Any] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        conv = _SCOPE_PARAMS.get(key)
+        if conv is None:
+            raise PowerError(f"{scope} power URL: unknown parameter {key!r}; expected one of {', '.join(_SCOPE_PARAMS)}")
+        try:
+            kw[key] = conv(value)
+        except ValueError:
+            raise PowerError(f"{scope} power URL: {key}={value!r} is not a number") from None
+    insecure = kw.pop("insecure", False)
+    password = next((env[k] for k in PASSWORD_ENV if env.get(k)), None)
+    from .redfish import RedfishReader
+
+    base = urlunsplit((transport, parts.netloc, parts.path, "", ""))
+    try:
+        reader = RedfishReader(base, password=password, scope=scope, verify_tls=not insecure, **kw)
+    except ValueError as exc:
+        raise PowerError(f"{scope} power URL: {exc}") from None
+    reader.open()
+    return reader
