@@ -296,32 +296,21 @@ def consistency_warnings(
             )
     if not items:
         return out
-    inv_peak = site_pflops(items, "declared")
-    declared_peak = decl.technical.fp16_peak
-    if inv_peak is not None and declared_peak is not None:
-        differs = _differs(declared_peak, inv_peak, tolerance)
-        flips = _verdict(decl, rules, "technical.fp16_peak", declared_peak) != _verdict(
-            decl, rules, "technical.fp16_peak", inv_peak
-        )
-        if differs or flips:
+    # (field, declared, recomputed from the inventory, how to print it, what the recomputed figure is)
+    pairs = (
+        ("technical.fp16_peak", decl.technical.fp16_peak, site_pflops(items, "declared"),
+         lambda v: f"{units.fmt_number(v)} PFLOPS (FP16)", "the inventory's Σ count × fp16_tflops is {}", "A2.7"),
+        ("technical.domestic_compute_share", decl.technical.domestic_compute_share, domestic_share(items, "declared"),
+         lambda v: units.fmt_quantity("share", v), "the inventory's domestic part is {} of its FP16 compute", "A2.14"),
+    )
+    for field_path, declared, recomputed, fmt, what, indicator in pairs:
+        if declared is None or recomputed is None:
+            continue
+        flips = _verdict(decl, rules, field_path, declared) != _verdict(decl, rules, field_path, recomputed)
+        if _differs(declared, recomputed, tolerance) or flips:
             out.append(
-                f"technical.fp16_peak declares {units.fmt_number(declared_peak)} PFLOPS (FP16) but the inventory's "
-                f"Σ count × fp16_tflops is {units.fmt_number(inv_peak)} PFLOPS (FP16)"
-                + (" — the difference changes A2.7" if flips else "")
-                + "; the declared figure is scored"
-            )
-    inv_share = domestic_share(items, "declared")
-    declared_share = decl.technical.domestic_compute_share
-    if inv_share is not None and declared_share is not None:
-        differs = _differs(declared_share, inv_share, tolerance)
-        flips = _verdict(decl, rules, "technical.domestic_compute_share", declared_share) != _verdict(
-            decl, rules, "technical.domestic_compute_share", inv_share
-        )
-        if differs or flips:
-            out.append(
-                f"technical.domestic_compute_share declares {units.fmt_quantity('share', declared_share)} but the "
-                f"inventory's domestic part is {units.fmt_quantity('share', inv_share)} of its FP16 compute"
-                + (" — the difference changes A2.14" if flips else "")
+                f"{field_path} declares {fmt(declared)} but {what.format(fmt(recomputed))}"
+                + (f" — the difference changes {indicator}" if flips else "")
                 + "; the declared figure is scored"
             )
     return out

@@ -453,17 +453,22 @@ class RedfishReader(PowerReader):
             f"Power PowerControl[0].PowerConsumedWatts (tried: {'; '.join(tried) or 'nothing'})"
         )
 
+    def _metrics_source(self, kind: str, path: str, owner_path: str, owner: Any) -> _Source:
+        """A resource with ``PowerWatts.Reading`` (and ``EnergykWh.Reading`` when present): a
+        chassis's EnvironmentMetrics or a PDU's Metrics have the same shape."""
+        doc = self._get(path)[0]
+        _reading(doc, "PowerWatts", path)
+        src = _Source(kind, path, "PowerWatts.Reading", owner_path=owner_path, owner=owner)
+        src.energy_property = "EnergykWh.Reading" if _has_reading(doc, "EnergykWh") else None
+        src.sensor_uri = _sensor_uri(doc, "PowerWatts")
+        return src
+
     def _from_chassis(self, path: str, doc: dict[str, Any], tried: list[str]) -> _Source | None:
         owner = _owner(path, doc)
         em = _link(doc, "EnvironmentMetrics")
         if em:
             try:
-                emdoc = self._get(em)[0]
-                _reading(emdoc, "PowerWatts", em)
-                src = _Source("environment", em, "PowerWatts.Reading", owner_path=path, owner=owner)
-                src.energy_property = "EnergykWh.Reading" if _has_reading(emdoc, "EnergykWh") else None
-                src.sensor_uri = _sensor_uri(emdoc, "PowerWatts")
-                return src
+                return self._metrics_source("environment", em, path, owner)
             except PowerError as e:
                 tried.append(str(e))
         pw = _link(doc, "Power")
@@ -510,12 +515,7 @@ class RedfishReader(PowerReader):
         metrics = _link(doc, "Metrics")
         if metrics:
             try:
-                mdoc = self._get(metrics)[0]
-                _reading(mdoc, "PowerWatts", metrics)
-                src = _Source("metrics", metrics, "PowerWatts.Reading", owner_path=path, owner=owner)
-                src.energy_property = "EnergykWh.Reading" if _has_reading(mdoc, "EnergykWh") else None
-                src.sensor_uri = _sensor_uri(mdoc, "PowerWatts")
-                return src
+                return self._metrics_source("metrics", metrics, path, owner)
             except PowerError as e:
                 tried.append(str(e))
         if not mains and not metrics:
