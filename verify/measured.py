@@ -326,6 +326,8 @@ def _collect(records: Iterable[Any], peaks: PeakTable):
             if eff is None:
                 continue
             scope = str(agg.get("power_scope") or agg.get("scope") or "node")
+            if scope == "device":
+                continue  # a node's sum of device readings: the device measurements already show it
             label = str(agg.get("rack_id") or agg.get("host") or agg.get("scope") or "?")
             if scope != "rack":
                 lower.setdefault(scope, []).append(eff)
