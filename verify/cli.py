@@ -38,6 +38,8 @@ def _fail(message: str) -> None:
 
 
 def _emit(text: str, out: Optional[Path]) -> None:
+    if not text.endswith("\n"):
+        text += "\n"  # a shell prompt or the next output must not run into the last line
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()
