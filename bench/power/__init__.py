@@ -15,14 +15,14 @@ from .null import NullReader
 from .sampler import EnergyWindow, Sampler, integrate_power, measure_window
 
 #: reader names tried in order for each backend (``Backend.name``). ROCm builds of torch report
-#: backend "cuda": NVML then fails to find the device and the null reader records why (an amdsmi
-#: reader is not written yet). Ascend (npu), Cambricon (mlu), Moore Threads (musa), Intel (xpu):
-#: no reader yet.
+#: backend "cuda": NVML refuses non-NVIDIA vendors and amdsmi takes AMD and Hygon devices.
+#: Ascend (npu) and Cambricon (mlu) are polled through their CLI tools (no energy counter).
+#: Moore Threads (musa), Intel (xpu): no reader yet.
 READERS_FOR_BACKEND: dict[str, list[str]] = {
-    "cuda": ["nvml"],
+    "cuda": ["nvml", "amdsmi"],
     "cpu": ["rapl"],
-    "npu": [],
-    "mlu": [],
+    "npu": ["npu-smi"],
+    "mlu": ["cnmon"],
     "musa": [],
     "xpu": [],
 }
@@ -42,7 +42,7 @@ def _make_nvml(index: int, info: dict[str, Any]) -> PowerReader:
 
     vendor = str(info.get("vendor") or "").lower()
     if vendor and "nvidia" not in vendor:
-        raise PowerError(f"NVML: not an NVIDIA device (vendor {vendor!r}; an amdsmi reader is not implemented)")
+        raise PowerError(f"NVML: not an NVIDIA device (vendor {vendor!r})")
     return NvmlReader(index, uuid=info.get("uuid") or None, pci_bus_id=info.get("pci_bus_id") or None)
 
 
@@ -52,10 +52,31 @@ def _make_rapl(index: int, info: dict[str, Any]) -> PowerReader:
     return rapl.RaplReader(rapl.DEFAULT_ROOT, scope="device")
 
 
+def _make_amdsmi(index: int, info: dict[str, Any]) -> PowerReader:
+    from .amdsmi import make_reader
+
+    return make_reader(index, info)
+
+
+def _make_npu_smi(index: int, info: dict[str, Any]) -> PowerReader:
+    from .smi import make_npu_smi_reader
+
+    return make_npu_smi_reader(index, info)
+
+
+def _make_cnmon(index: int, info: dict[str, Any]) -> PowerReader:
+    from .smi import make_cnmon_reader
+
+    return make_cnmon_reader(index, info)
+
+
 #: how to build each reader named in READERS_FOR_BACKEND: (device index, device info) -> reader
 READER_FACTORIES: dict[str, Callable[[int, dict[str, Any]], PowerReader]] = {
     "nvml": _make_nvml,
     "rapl": _make_rapl,
+    "amdsmi": _make_amdsmi,
+    "npu-smi": _make_npu_smi,
+    "cnmon": _make_cnmon,
 }
 
 
