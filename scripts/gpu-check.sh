@@ -33,8 +33,9 @@ log "power sampler cost"
 timeout 60 $PY scripts/sampler_overhead.py --device cuda --seconds 8 2>&1 | tee "$OUT/sampler_overhead.txt" | tail -6
 fi
 
-log "reference run: fp16 + fp32, 60 s core phase each"
-timeout 260 $BENCH run --backend cuda --dtypes fp16,fp32 --duration 60 --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
+REF_S=${REF_DURATION:-60}  # a re-check after code changes may pass a shorter core phase (graded smoke)
+log "reference run: fp16 + fp32, $REF_S s core phase each"
+timeout 260 $BENCH run --backend cuda --dtypes fp16,fp32 --duration "$REF_S" --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
 echo "exit $?" | tee -a "$OUT/steps.log"
 $BENCH show "$OUT/reference" 2>&1 | tee "$OUT/reference.txt" | tail -25
 
