@@ -52,6 +52,9 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
         where = f"{m.get('host')}:{m['device']} {m['dtype']}"
         if m.get("tflops") and frac is None:
             warnings.append(f"{where}: no datasheet peak for {m.get('model')!r} (% of peak not shown, not 0 %)")
+        if m.get("timing_consistent") is False:
+            warnings.append(f"{where}: wall-clock throughput is {m.get('wall_vs_events', 0):.3f}× the device-timer median "
+                            "(beyond ±5 %): check the device timer or gaps between batches")
         if m.get("unstable"):
             warnings.append(f"{where}: unstable (CV {m.get('tflops_cv', 0) * 100:.1f}% ≥ 10%)")
         if m.get("throttled"):

@@ -29,6 +29,8 @@ class StartBarrier(Protocol):
 
 #: how long a device waits at the common start for its peers before starting alone
 BARRIER_TIMEOUT_S = 900.0
+#: the wall-clock cross-check: whole-window throughput within this fraction of the event median
+WALL_TOLERANCE = 0.05
 
 
 def _plain(obj: Any) -> Any:
@@ -73,6 +75,7 @@ def build_measurement(
     started_at: str,
     ended_at: str,
     trace_file: str | None,
+    workload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble one measurement object (the format in results/README.md). Pure: no I/O."""
     m, n, k = shape
@@ -83,6 +86,7 @@ def build_measurement(
     total_flops = per_batch_flops * len(timed.batch_time_ms)
     core_s = float(window.window_s) if window is not None else float(timed.wall_s)
     tflops_wall = total_flops / timed.wall_s / 1e12 if timed.wall_s > 0 else None
+    wall_ratio = (tflops_wall / st.median) if tflops_wall and st.median else None
     valid = bool(correctness.get("valid")) and bool(mode_probe.get("passed", True))
     energy_j = getattr(window, "energy_j", None)
     gflops_per_w = (total_flops / energy_j / 1e9) if energy_j else None
@@ -119,12 +123,16 @@ def build_measurement(
         "tflops_stats": st.as_dict(),
         "unstable": st.unstable,
         "tflops_wall": tflops_wall,
-        "wall_vs_events": (tflops_wall / st.median) if tflops_wall and st.median else None,
+        "wall_vs_events": wall_ratio,
+        # the device timer and the host clock must tell the same story (a broken timer or idle
+        # gaps between batches show up here)
+        "timing_consistent": None if wall_ratio is None else abs(wall_ratio - 1) <= WALL_TOLERANCE,
         "timing": {"method": timed.method, "iters_per_batch": timed.iters_per_batch,
                    "batches": len(timed.batch_time_ms), "batch_ms_target": plan.batch_ms,
                    "warmup_ms": plan.warmup_ms, "wall_s": timed.wall_s},
         "samples": {"batch_time_ms": list(timed.batch_time_ms), "iters_per_batch": timed.iters_per_batch},
         "shape_search": shape_search,
+        "workload": workload,
         "power_w": getattr(window, "power_w", None),
         "energy_j": energy_j,
         "gflops_per_w": gflops_per_w,
@@ -256,6 +264,7 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             emit("core_window", device=index, dtype=dtype, t_begin_s=win.t_begin_s, t_end_s=win.t_end_s)
             emit("phase", device=index, dtype=dtype, phase="check", total_s=None)
             corr = _plain(wl.check(samples=plan.check_samples))
+            workload = _plain(wl.describe())
         finally:
             wl.close()
     trace_id = f"{host}-d{index}-{dtype}"
@@ -266,6 +275,7 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
         shape=(best.m, best.n, best.k), shape_search=_plain(tried), timed=timed, window=window,
         telemetry=_plain(sampler.telemetry(win)), correctness=corr, mode_probe=probe, numeric_mode=_plain(flags),
         peak=_plain(pk) if pk else None, started_at=started, ended_at=ended, trace_file=trace_file,
+        workload=workload,
     )
 
 
@@ -273,7 +283,7 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     """The per-measurement fields of `bench run --json` (the CLI contract)."""
     keys = ("device", "host", "dtype", "m", "n", "k", "tflops", "valid", "grade", "power_w", "energy_j",
             "gflops_per_w", "power_scope", "power_method", "status", "error", "unstable", "fraction_of_peak",
-            "core_phase_s", "throttled", "throttle_reasons")
+            "core_phase_s", "throttled", "throttle_reasons", "wall_vs_events", "timing_consistent")
     out = {key: m.get(key) for key in keys}
     out["model"] = (m.get("device_info") or {}).get("model")
     st = m.get("tflops_stats") or {}

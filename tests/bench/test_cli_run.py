@@ -41,6 +41,8 @@ def test_cpu_end_to_end_json(tmp_path):
     full = rec.measurements[0]
     assert full["seed"] == 3 and full["samples"]["batch_time_ms"]
     assert full["numeric_mode"] and full["correctness"]["n_checked"] > 0
+    assert full["workload"]["seed"] == 3 and full["workload"]["input_source"]
+    assert full["timing_consistent"] in (True, False) and full["wall_vs_events"] > 0
     assert rec.manifest["inventory"][0]["backend"] == "cpu"
     assert {f["path"] for f in rec.manifest["files"]} >= {f"measurements/{m['id']}.json" for m in rec.measurements}
 

@@ -51,6 +51,23 @@ def test_throughput_is_median_of_batches_and_dense_flops():
     assert m["gflops_per_w"] == pytest.approx(per_batch * 4 / 42700.0 / 1e9)
 
 
+def test_wall_clock_cross_check():
+    m = _measurement()
+    # 4 batches of 40 GEMMs in 0.401 s wall vs a 100 ms median batch: consistent within 5 %
+    assert m["wall_vs_events"] == pytest.approx(0.400 / 0.401, rel=1e-3)
+    assert m["timing_consistent"] is True
+    # same batches, but the host saw 0.6 s: idle gaps the device timer did not count
+    timed = SimpleNamespace(batch_time_ms=[100.0] * 4, iters_per_batch=40, wall_s=0.6, method="events")
+    rebuilt = build_measurement(
+        plan=RunPlan.build("cuda", (0,), ("fp16",)), host="h", index=0, seq=0,
+        dtype_spec={"name": "fp16", "inputs": "float16", "accumulate": "float32", "output": "float16"},
+        device_info={}, shape=(256, 256, 256), shape_search=[], timed=timed, window=None, telemetry={},
+        correctness={"valid": True}, mode_probe={"passed": True}, numeric_mode={}, peak=None,
+        started_at="", ended_at="", trace_file=None)
+    assert rebuilt["wall_vs_events"] == pytest.approx(0.4 / 0.6)
+    assert rebuilt["timing_consistent"] is False
+
+
 def test_grade_depends_on_measured_core_phase():
     assert _measurement(core_s=MIN_ASSESSMENT_S)["grade"] == "assessment"
     assert _measurement(core_s=59.9)["grade"] == "smoke"
