@@ -15,6 +15,8 @@ NAME_VENDORS: tuple[tuple[str, str, bool], ...] = (
     (r"hygon|\bDCU\b|^(DCU\s*)?[KZ]100", "hygon", True),
     (r"metax|\bMXC\d", "metax", True),
     (r"iluvatar|\bBI-V\d", "iluvatar", True),
+    # Kunlunxin's XPyTorch stack presents its P800/R-series parts through torch.cuda as well
+    (r"kunlun|\bP800\b|\bR[23]00\b", "kunlunxin", True),
 )
 
 

@@ -139,6 +139,9 @@ def test_cuda_vendor_from_name() -> None:
     assert cuda_vendor("K100_AI", hip=True) == ("hygon", True)
     assert cuda_vendor("DCU Z100L", hip=True) == ("hygon", True)
     assert cuda_vendor("Iluvatar BI-V150", hip=False) == ("iluvatar", True)
+    assert cuda_vendor("MetaX C500", hip=False) == ("metax", True)
+    assert cuda_vendor("Kunlunxin P800", hip=False) == ("kunlunxin", True)
+    assert cuda_vendor("NVIDIA A800 80GB PCIe", hip=False) == ("nvidia", False)
 
 
 def test_translate_error(cpu) -> None:
