@@ -100,7 +100,7 @@ def run(
     node_power: Optional[str] = typer.Option(None, "--node-power", help="the node's BMC, e.g. redfish+https://admin@bmc/redfish/v1/Chassis/1/Power?delay_s=7.5 (password in $ICB_NODE_POWER_PASSWORD)"),
 ) -> None:
     """Measure sustained GEMM throughput and energy on every selected device, all at once."""
-    from icb_bench.kernels.backends import BACKEND_NAMES, detect_backend, get_backend
+    from icb_bench.kernels.backends import backend_names, detect_backend, get_backend
     from icb_bench.kernels.errors import BackendUnavailable
 
     from .orchestrate import execute, new_run_id
@@ -115,9 +115,10 @@ def run(
         if sample_hz < 10:
             raise UsageError(f"--sample-hz: {sample_hz:g} is below 10 Hz, the slowest rate that gives a usable power trace")
         name = (backend or detect_backend()).lower()
-        if name not in BACKEND_NAMES:
-            raise UsageError(f"--backend: {name!r} is not a backend; expected one of {', '.join(BACKEND_NAMES)}")
         try:
+            names = backend_names()
+            if name not in names:
+                raise UsageError(f"--backend: {name!r} is not a backend; expected one of {', '.join(names)}")
             be = get_backend(name)
         except BackendUnavailable as exc:
             raise UsageError(f"--backend: {name}: {exc}") from exc

@@ -7,6 +7,8 @@ asked for, so a missing vendor plugin never breaks the others.
 from __future__ import annotations
 
 import importlib
+import os
+from importlib import metadata
 
 from ..errors import BackendUnavailable
 from .base import Backend, DeviceInfo, Timer
@@ -37,19 +39,47 @@ DETECT_ORDER: tuple[str, ...] = ("cuda", "npu", "mlu", "musa", "xpu")
 
 BACKEND_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
+#: entry-point group through which another package adds a backend ("name = package.module:Class")
+ENTRY_POINT_GROUP = "icb_bench.backends"
+#: environment variable adding backends without packaging: "name=package.module:Class,…"
+BACKENDS_ENV = "ICB_BENCH_BACKENDS"
+
+
+def external_backends() -> dict[str, str]:
+    """Backends added from outside this package: installed entry points, then $ICB_BENCH_BACKENDS.
+    A vendor can ship its own backend module without a change here (the names in the built-in
+    registry cannot be replaced)."""
+    found: dict[str, str] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep.value
+    for item in filter(None, (x.strip() for x in os.environ.get(BACKENDS_ENV, "").split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise BackendUnavailable(f"${BACKENDS_ENV}: {item!r} is not name=package.module:Class")
+        found[name.strip()] = target.strip()
+    return {k: v for k, v in found.items() if k not in REGISTRY}
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every backend name: the built-in ones, then those added from outside."""
+    return BACKEND_NAMES + tuple(external_backends())
+
 
 def backend_class(name: str) -> type[Backend]:
     """The Backend class registered as ``name`` (imports its module)."""
-    if name not in REGISTRY:
-        raise BackendUnavailable(f"unknown backend {name!r}; known backends: {', '.join(BACKEND_NAMES)}")
-    module_name, _, class_name = REGISTRY[name].partition(":")
+    external = {} if name in REGISTRY else external_backends()
+    if name not in REGISTRY and name not in external:
+        raise BackendUnavailable(f"unknown backend {name!r}; known backends: {', '.join(backend_names())}")
+    target = REGISTRY.get(name) or external[name]
+    module_name, _, class_name = target.partition(":")
+    hint = INSTALL_HINTS.get(name, f"the package providing {module_name}")
     try:
-        module = importlib.import_module(f".{module_name}", __name__)
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"backend {name!r} cannot be loaded ({exc}); install {INSTALL_HINTS[name]}"
-        ) from exc
-    return getattr(module, class_name)
+        # built-in modules are relative to this package; external ones are absolute
+        module = importlib.import_module(f".{module_name}", __name__) if name in REGISTRY else importlib.import_module(module_name)
+        cls = getattr(module, class_name)
+    except (ImportError, AttributeError) as exc:
+        raise BackendUnavailable(f"backend {name!r} cannot be loaded ({exc}); install {hint}") from exc
+    return cls
 
 
 def get_backend(name: str) -> Backend:
@@ -58,7 +88,7 @@ def get_backend(name: str) -> Backend:
     cls = backend_class(name)
     reason = cls.unavailable_reason()
     if reason is not None:
-        if "install" not in reason:
+        if "install" not in reason and name in INSTALL_HINTS:
             reason = f"{reason}; install {INSTALL_HINTS[name]}"
         raise BackendUnavailable(reason)
     return cls()
@@ -83,6 +113,8 @@ __all__ = [
     "DeviceInfo",
     "Timer",
     "backend_class",
+    "backend_names",
+    "external_backends",
     "detect_backend",
     "get_backend",
 ]
