@@ -8,11 +8,15 @@ end, reads the measurements back from disk — the record is the single source o
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import queue as _queue
 import secrets
+import signal
 import statistics
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -172,7 +176,44 @@ def node_aggregates(measurements: list[dict[str, Any]], tolerance: float) -> lis
     return out
 
 
-def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier: Any, count: int) -> None:
+#: how often a worker checks that its parent is still there
+PARENT_POLL_S = 1.0
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """A worker whose parent died (SIGKILL, OOM) stops loading its device at once: nothing is
+    left to record its results, and a device under load would skew the next run's power."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)  # finished measurements are already on disk (atomic writes)
+            threading.Event().wait(PARENT_POLL_S)
+
+    threading.Thread(target=watch, name="icb-bench-parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (kill, timeout, a batch scheduler) takes the same path as Ctrl-C: workers are
+    terminated and the record is closed as "interrupted". Only possible in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier: Any, count: int,
+            parent_pid: int) -> None:
+    _exit_with_parent(parent_pid)
     plan = RunPlan.from_dict(plan_dict)
 
     def emit(kind: str, **data: Any) -> None:
@@ -221,7 +262,7 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
         writer.update(scope_readers=[r.describe() for r in scope_readers])
     monitor = ScopeMonitor(list(scope_readers or []), len(plan.devices), writer, plan.sample_hz)
     status = "complete"
-    with monitor:
+    with monitor, _sigterm_as_interrupt():
         try:
             if len(plan.devices) == 1:
                 try:
@@ -245,10 +286,12 @@ def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     barrier = ctx.Barrier(len(plan.devices))
-    procs = {i: ctx.Process(target=_worker, args=(plan.to_dict(), i, str(run_dir), q, barrier, len(plan.devices)),
+    procs = {i: ctx.Process(target=_worker, args=(plan.to_dict(), i, str(run_dir), q, barrier, len(plan.devices),
+                                                  os.getpid()),
                             name=f"icb-bench-d{i}", daemon=True) for i in plan.devices}
     for p in procs.values():
         p.start()
+    aborted = False
     try:
         while True:
             try:
@@ -257,6 +300,11 @@ def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, 
                 continue
             except _queue.Empty:
                 pass
+            if not aborted and any(p.exitcode not in (None, 0) for p in procs.values()):
+                # a worker that died without reaching its own abort (OOM kill, segfault in a vendor
+                # library) must not keep its peers waiting at the common start
+                barrier.abort()
+                aborted = True
             if all(not p.is_alive() for p in procs.values()):
                 break
         while True:  # drain what arrived after the last process ended

@@ -186,19 +186,20 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     try:
         for seq, dtype in enumerate(plan.dtypes):
             emit("phase", device=index, dtype=dtype, phase="search", total_s=None)
+            arrived = _Arrival()  # whether this dtype's common start was reached (at most one wait each)
             try:
                 if dtype not in supported:
                     raise UnsupportedDtype(f"{info.get('model')} ({plan.backend}) cannot run {dtype} GEMMs here")
                 meas = _measure_one(plan, backend, index, dtype, DTYPES[dtype], info, seq, host, run_dir, emit,
-                                    barrier, sampler, gemm, peaks)
+                                    barrier, sampler, gemm, peaks, arrived)
             except UnsupportedDtype as exc:
-                _skip_barrier(barrier)
+                arrived.skip(barrier)
                 meas = failed_measurement(plan, host, index, seq, dtype, info, "unsupported", str(exc))
             except KernelError as exc:
-                _skip_barrier(barrier)
+                arrived.skip(barrier)
                 meas = failed_measurement(plan, host, index, seq, dtype, info, "failed", f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a device failure must not lose the other devices' work
-                _skip_barrier(barrier)
+                arrived.skip(barrier)
                 meas = failed_measurement(plan, host, index, seq, dtype, info, "failed",
                                           f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
             record.write_measurement(run_dir, meas)  # on disk before the next dtype starts
@@ -210,17 +211,30 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     return results
 
 
-def _skip_barrier(barrier: StartBarrier | None) -> None:
-    """A device that cannot measure a dtype still arrives at the common start, so peers don't wait."""
-    if barrier is None:
-        return
-    try:
-        barrier.wait(timeout=BARRIER_TIMEOUT_S)
-    except Exception:  # a broken barrier only costs the common start
-        pass
+class _Arrival:
+    """One device's arrival at one dtype's common start: waited for exactly once, whether the
+    dtype ran or failed before it (a second wait would pair this device with its peers' next dtype)."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def wait(self, barrier: StartBarrier | None, emit: Emit | None = None, index: int | None = None) -> None:
+        if barrier is None or self.done:
+            return
+        self.done = True
+        try:
+            barrier.wait(timeout=BARRIER_TIMEOUT_S)
+        except Exception:  # a broken or timed-out barrier only costs the common start
+            if emit is not None:
+                emit("warning", device=index, message="common start missed: peers did not arrive in time")
+
+    def skip(self, barrier: StartBarrier | None) -> None:
+        """A device that cannot measure a dtype still arrives, so its peers do not wait for it."""
+        self.wait(barrier)
 
 
-def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, emit, barrier, sampler, gemm, peaks):
+def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, emit, barrier, sampler, gemm, peaks,
+                 arrived: _Arrival):
     with backend.numeric_mode(dtype) as flags:
         free_b, _total_b = backend.memory_info(index)
         if plan.shape:
@@ -244,10 +258,7 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             wl.poison()
             if barrier is not None:
                 emit("phase", device=index, dtype=dtype, phase="waiting", total_s=None)
-                try:
-                    barrier.wait(timeout=BARRIER_TIMEOUT_S)
-                except Exception:
-                    emit("warning", device=index, message="common start missed: peers did not arrive in time")
+                arrived.wait(barrier, emit, index)
             emit("phase", device=index, dtype=dtype, phase="core", total_s=plan.duration_s)
             started = utc_now()
             t_start = time.monotonic()

@@ -13,7 +13,11 @@ it imports no torch). Three claims are checked:
   device-scope efficiencies are reported with their scope and never scored as rack figures.
 
 A claim is CONFIRMED only when the lower bound of the figure clears declared × (1 − tolerance).
-Only ``assessment``-grade measurements count; ``smoke`` ones are listed and ignored.
+Only measurements and aggregates whose ``grade`` is ``assessment`` count; the others (``smoke``,
+or no grade at all) are listed in ``smoke`` and ignored. Also listed (in ``excluded``, with the
+reason) and ignored: aggregates not marked ``valid: true``, and measurements whose wall-clock
+cross-check failed (``timing_consistent: false``: the device timer and the host clock disagree by
+more than 5 %; a record without the key predates the check and is not a failure).
 """
 
 from __future__ import annotations
@@ -169,7 +173,8 @@ class Verification:
     domestic_share: Fraction | None
     racks: list[EfficiencyFigure]
     lower_scopes: list[ScopeSummary]
-    smoke: list[str] = field(default_factory=list)
+    smoke: list[str] = field(default_factory=list)  # not assessment-grade (smoke, or no grade): ignored
+    excluded: list[str] = field(default_factory=list)  # assessment-grade but not trusted, with the reason: ignored
     unmatched: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
@@ -259,6 +264,7 @@ def _collect(records: Iterable[Any], peaks: PeakTable):
     """One pass over every measurement and aggregate (linear in their number)."""
     samples: dict[tuple[Any, ...], tuple[str, _Sample]] = {}
     smoke: list[str] = []
+    excluded: list[str] = []
     racks: list[EfficiencyFigure] = []
     lower: dict[str, list[float]] = {}
     runs: list[str] = []
@@ -275,10 +281,15 @@ def _collect(records: Iterable[Any], peaks: PeakTable):
             if grade != "assessment":
                 smoke.append(f"{run_id}/{m.get('id', '?')} ({grade or 'no grade'})")
                 continue
+            if m.get("timing_consistent") is False:  # a missing key (older records) is not a failure
+                ratio = _num(m.get("wall_vs_events"))
+                excluded.append(f"{run_id}/{m.get('id', '?')}: device timer and wall clock disagree "
+                                f"(wall_vs_events={'?' if ratio is None else f'{ratio:.3g}'})")
+                continue
             dtype = m.get("dtype")
             eff = _num(m.get("gflops_per_w"))
             scope = m.get("power_scope")
-            if dtype == FP16 and eff is not None and m.get("valid") is not False:
+            if dtype == FP16 and eff is not None and m.get("valid") is True:
                 if scope == "rack":
                     label = str(m.get("rack_id") or m.get("id", "?"))
                     racks.append(EfficiencyFigure("rack", run_id, label, eff, _num(m.get("tflops")), _num(m.get("power_w"))))
@@ -313,10 +324,14 @@ def _collect(records: Iterable[Any], peaks: PeakTable):
         aggs = [a for a in raw_aggs if isinstance(a, dict) and a.get("dtype") == FP16] if isinstance(raw_aggs, list) else []
         n_rack_aggs = sum(1 for a in aggs if (a.get("power_scope") or a.get("scope")) == "rack")
         for agg in aggs:
-            if agg.get("grade") not in (None, "assessment"):
-                smoke.append(f"{run_id}/aggregate {agg.get('scope', '?')} ({agg.get('grade')})")
+            where = f"{run_id}/aggregate {agg.get('scope', '?')}" + (f" {agg['rack_id']}" if agg.get("rack_id") else "")
+            if agg.get("grade") != "assessment":  # no grade is not assessment grade
+                smoke.append(f"{where} ({agg.get('grade') or 'no grade'})")
                 continue
-            if agg.get("valid") is False:
+            valid = agg.get("valid")
+            if valid is not True:
+                why = "valid is false" if valid is False else "no `valid` flag" if valid is None else f"valid is {valid!r}, not true"
+                excluded.append(f"{where}: {why}")
                 continue
             power = _num(agg.get("power_w"))
             tflops = _num(agg.get("tflops"))
@@ -340,7 +355,7 @@ def _collect(records: Iterable[Any], peaks: PeakTable):
             if power and rack_peaks and (n_dev is None or n_dev == len(rack_peaks)):
                 fig.nominal_gflops_per_w = sum(rack_peaks) * 1000 / power  # 理论算效
             racks.append(fig)
-    return samples, smoke, racks, lower, runs
+    return samples, smoke, excluded, racks, lower, runs
 
 
 # ------------------------------------------------------------------------------ the claims
@@ -384,7 +399,7 @@ def verify(
     rules = rules or load_rules(decl.spec)
     peaks = peaks or load_peaks()
     items = resolve_inventory(decl, peaks)
-    samples, smoke, racks, lower_raw, runs = _collect(records, peaks)
+    samples, smoke, excluded, racks, lower_raw, runs = _collect(records, peaks)
     lower = []
     for scope_name, effs in sorted(lower_raw.items()):
         effs.sort()
@@ -497,6 +512,7 @@ def verify(
         racks=racks,
         lower_scopes=lower,
         smoke=smoke,
+        excluded=excluded,
         unmatched=unmatched,
         notes=notes,
         runs=runs,

@@ -20,7 +20,8 @@ JSON (``schema: icb-bench/score/1``; ``bench verify`` writes ``icb-bench/verify/
             complete, scored, models: [{model, key, count, datasheet_tflops, median_tflops, q1/q3/min/max,
             ci_low/ci_high, attainment, credited, reason, ...}]},
      domestic_share, efficiency: [rack-scope figures], efficiency_lower_scopes: [node/device summaries],
-     smoke_ignored, unmatched_models, notes, runs}
+     smoke_ignored (not assessment-grade), excluded (assessment-grade but not trusted, with the reason),
+     unmatched_models, notes, runs}
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "scored": ("计分", "scored"),
     "scope": ("功率范围", "Power scope"),
     "smoke": ("冒烟测试（不计）", "Smoke measurements (ignored)"),
+    "excluded": ("剔除（不计）", "Excluded (ignored)"),
     "notes": ("说明", "Notes"),
     "domestic": ("国产", "domestic"),
     "section": ("分项", "Section"),
@@ -324,6 +326,7 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
         for x in v.lower_scopes
     ]
     out["smoke_ignored"] = list(v.smoke)
+    out["excluded"] = list(v.excluded)
     out["unmatched_models"] = dict(v.unmatched)
     out["notes"] = list(v.notes)
     out["runs"] = list(v.runs)
@@ -529,6 +532,9 @@ def _verification_tables(v: Verification, lang: str) -> list[Any]:
     if v.smoke:
         shown = ", ".join(v.smoke[:10]) + (f" … (+{len(v.smoke) - 10})" if len(v.smoke) > 10 else "")
         out.append(Text(f"{L('smoke', lang)}: {shown}", style="yellow"))
+    if v.excluded:
+        shown = "; ".join(v.excluded[:10]) + (f" … (+{len(v.excluded) - 10})" if len(v.excluded) > 10 else "")
+        out.append(Text(f"{L('excluded', lang)}: {shown}", style="yellow"))
     for n in v.notes:
         out.append(Text(f"! {n}", style="yellow"))
     return out

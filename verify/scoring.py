@@ -248,7 +248,7 @@ def score(
         rv = rules.certification.review
         card.review_dates = review_dates(certified_on or dt.date.today(), rv.yearly_for_years, rv.then_every_years, rv.listed)
     card.warnings = [f"unknown field {p} (not in schema icb-declaration/1; ignored)" for p in unknown_fields(decl)]
-    card.warnings += consistency_warnings(decl, rules)
+    card.warnings += consistency_warnings(decl, rules, overrides=overrides)
     return card
 
 
@@ -280,9 +280,18 @@ def _verdict(decl: Declaration, rules: Ruleset, field_path: str, value: Fraction
 
 
 def consistency_warnings(
-    decl: Declaration, rules: Ruleset, tolerance: Fraction = CONSISTENCY_TOLERANCE
+    decl: Declaration,
+    rules: Ruleset,
+    tolerance: Fraction = CONSISTENCY_TOLERANCE,
+    *,
+    overrides: dict[str, Override] | None = None,
 ) -> list[str]:
-    """Where the declaration contradicts itself: both figures named; nothing is substituted."""
+    """Where the declaration contradicts itself: both figures named; nothing is substituted.
+
+    Each warning ends with what is scored for that field: the declared figure, or (``bench
+    verify``, a field in ``overrides``) the figure recomputed from measurements or datasheets,
+    named by its source and value."""
+    overrides = overrides or {}
     out: list[str] = []
     items = resolve_inventory(decl)
     for it in items:
@@ -308,9 +317,17 @@ def consistency_warnings(
             continue
         flips = _verdict(decl, rules, field_path, declared) != _verdict(decl, rules, field_path, recomputed)
         if _differs(declared, recomputed, tolerance) or flips:
+            ov = overrides.get(field_path)
+            scored = "; the declared figure is scored"
+            if ov is not None:
+                try:
+                    shown = fmt(ov.value)
+                except (TypeError, ValueError):
+                    shown = str(ov.value)
+                scored = f"; the {ov.source} figure, {shown}, is scored"
             out.append(
                 f"{field_path} declares {fmt(declared)} but {what.format(fmt(recomputed))}"
                 + (f" — the difference changes {indicator}" if flips else "")
-                + "; the declared figure is scored"
+                + scored
             )
     return out

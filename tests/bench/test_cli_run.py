@@ -116,8 +116,7 @@ def test_multi_device_concurrent_cpu(tmp_path):
     (agg,) = payload["aggregates"]
     assert agg["devices"] == 2
     assert agg["tflops"] == pytest.approx(sum(m["tflops"] for m in payload["measurements"]))
-    starts = [m["started_at"] for m in record.load_run(out).measurements]
-    assert len(starts) == 2  # both core phases ran (the barrier released both)
+    # that the two core phases started together is tested in test_concurrency.py
 
 
 def test_killed_run_keeps_finished_measurements(tmp_path):

@@ -206,3 +206,92 @@ def test_bad_arguments():
         verify(decl, [], basis="declared")
     with pytest.raises(ValueError):
         verify(decl, [], tolerance=1.5)
+
+
+# ---------------------------------------------------------------- review fixes: what may count
+
+
+def test_ungraded_rack_aggregate_is_not_assessment_grade(tmp_path):
+    """An aggregate with no `grade` is not assessment-grade: A1.7 stays unconfirmed and unscored."""
+    ms = [measurement("g", i, H100, 700.0, grade="smoke") for i in range(4)]
+    agg = {"scope": "rack", "dtype": "fp16", "power_scope": "rack", "gflops_per_w": 280, "tflops": 1400, "power_w": 5000}
+    write_run(tmp_path / "r", ms, [agg])
+    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    c = _claim(v, "A1.7")
+    assert v.racks == [] and c.status == INCONCLUSIVE and c.figure is None
+    assert v.scorecard.indicator("A1.7").source == "declared"
+    assert any("aggregate" in s and "no grade" in s for s in v.smoke)
+
+
+@pytest.mark.parametrize("valid, why", [(None, "no `valid` flag"), (False, "valid is false"), ("yes", "not true")])
+def test_rack_aggregate_must_be_marked_valid(tmp_path, valid, why):
+    agg = rack_aggregate("R1", 280.0)
+    if valid is None:
+        del agg["valid"]
+    else:
+        agg["valid"] = valid
+    write_run(tmp_path / "r", [measurement("g", 0, H100, 700.0)], [agg])
+    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    assert v.racks == [] and _claim(v, "A1.7").status == INCONCLUSIVE
+    assert v.scorecard.indicator("A1.7").source == "declared"
+    assert any("aggregate" in s and why in s for s in v.excluded)
+
+
+def test_measurements_need_the_assessment_grade_and_a_valid_flag(tmp_path):
+    """Measurements: only grade == assessment counts (no grade, or another one, is listed and ignored);
+    a rack-scope efficiency counts only from a measurement marked valid."""
+    ms = [measurement("g", 0, H100, 700.0, grade=None), measurement("g", 1, H100, 700.0, grade="Assessment")]
+    rack = measurement("g", 2, H100, 700.0, power_scope="rack", rack_id="R1")
+    del rack["valid"]
+    write_run(tmp_path / "r", ms + [rack])
+    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    assert len(v.smoke) == 2 and any("no grade" in s for s in v.smoke)
+    assert v.racks == [] and _claim(v, "A1.7").status == INCONCLUSIVE
+
+
+def test_timing_inconsistent_measurements_are_excluded(tmp_path):
+    """The wall-clock cross-check failed: the device-timer figure is not trusted for A2.7."""
+    ms = [measurement("g", i, H100, 700.0, timing_consistent=True, wall_vs_events=1.0) for i in range(3)]
+    ms.append(measurement("g", 3, H100, 700.0))  # an older record without the key: not a failure
+    ms += [measurement("g", 4 + i, H100, 980.0, timing_consistent=False, wall_vs_events=0.81) for i in range(4)]
+    ms += [measurement("a", i, ASCEND, 300.0, peak=313.0, domestic=True, timing_consistent=False, wall_vs_events=1.2)
+           for i in range(2)]
+    write_run(tmp_path / "r", ms)
+    v = verify(parse_declaration(example_dict()), load_records([tmp_path]), basis="measured")
+    m = {mf.key: mf for mf in v.models}
+    assert m["h100-sxm"].sampled == 4 and m["h100-sxm"].median_tflops == 700.0
+    assert m["ascend-910b"].sampled == 0 and m["ascend-910b"].reason == "not measured"
+    assert len(v.excluded) == 6
+    assert all("device timer and wall clock disagree (wall_vs_events=" in s for s in v.excluded)
+    assert any("wall_vs_events=0.81" in s for s in v.excluded)
+    assert _claim(v, "A2.7").status != CONFIRMED
+
+
+def test_excluded_measurements_are_reported(tmp_path):
+    from icb_bench.verify.report import to_json, to_table
+
+    write_run(tmp_path / "r", [measurement("g", 0, H100, 700.0, timing_consistent=False, wall_vs_events=0.5)])
+    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    import json
+
+    doc = json.loads(to_json(v))
+    assert len(doc["excluded"]) == 1 and "wall_vs_events=0.5" in doc["excluded"][0]
+    assert "wall_vs_events=0.5" in to_table(v, lang="en")
+
+
+def test_consistency_warning_names_the_scored_figure_in_verify(tmp_path):
+    """bench verify scores the recomputed figure: the contradiction warning must not say the declared one is."""
+    from icb_bench.verify.scoring import score
+
+    data = example_dict()
+    data["technical"]["fp16_peak"] = "1300 PFLOPS"  # the inventory sums to 1110.5
+    decl = parse_declaration(data)
+    declared_only = [w for w in score(decl).warnings if w.startswith("technical.fp16_peak")]
+    assert len(declared_only) == 1 and declared_only[0].endswith("; the declared figure is scored")
+    v = verify(decl, _site(tmp_path))
+    w = [w for w in v.scorecard.warnings if w.startswith("technical.fp16_peak")]
+    assert len(w) == 1 and "the declared figure is scored" not in w[0]
+    assert "the nominal figure" in w[0] and "is scored" in w[0]
+    vm = verify(decl, _site(tmp_path / "m"), basis="measured")
+    w = [w for w in vm.scorecard.warnings if w.startswith("technical.fp16_peak")]
+    assert len(w) == 1 and "; the measured figure, " in w[0] and w[0].endswith("is scored")
