@@ -7,12 +7,14 @@ failed, 2 a usage or input error (one clear line on stderr, never a traceback).
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import record
 from .plan import MIN_ASSESSMENT_S
@@ -31,7 +33,8 @@ class UsageError(Exception):
 
 
 def fail(message: str) -> "typer.Exit":
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # the message quotes user input and URL templates: never let Rich read them as markup
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -42,7 +45,7 @@ def parse_devices(text: str | None, count: int) -> tuple[int, ...]:
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit():
+        if not (part.isascii() and part.isdigit()):
             raise UsageError(f"--devices: {part!r} is not a device index; expected comma-separated integers like 0,2 or 'all'")
         i = int(part)
         if i >= count:
@@ -77,11 +80,28 @@ def parse_dtypes(text: str | None) -> tuple[str, ...] | None:
 def parse_shape(text: str | None) -> tuple[int, int, int] | None:
     if text is None:
         return None
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UsageError(f"--shape: {text!r} is not MxNxK; expected three positive integers like 8192x8192x8192")
+    parts = [p.strip() for p in text.lower().replace("×", "x").split("x")]
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and 0 < int(p) <= MAX_DIM for p in parts):
+        raise UsageError(f"--shape: {text!r} is not MxNxK; expected three positive integers up to {MAX_DIM} "
+                         "like 8192x8192x8192")
     m, n, k = (int(p) for p in parts)
     return (m, n, k)
+
+
+#: largest GEMM dimension --shape accepts (a sanity bound; device memory is checked separately)
+MAX_DIM = 1 << 20
+#: --seed must fit the generators' signed 64-bit seed
+MAX_SEED = (1 << 63) - 1
+
+
+def check_shape_fits(shape: tuple[int, int, int], dtypes: tuple[str, ...], free_bytes: int) -> None:
+    """A fixed --shape must fit the device's free memory for every dtype asked for."""
+    from icb_bench.kernels.gemm import GemmShape, shape_bytes
+
+    need = max(shape_bytes(d, GemmShape(*shape)) for d in dtypes)
+    if need > free_bytes:
+        raise UsageError(f"--shape: {shape[0]}x{shape[1]}x{shape[2]} needs {need / 2**30:.1f} GiB for A, B and C; "
+                         f"the device has {free_bytes / 2**30:.1f} GiB free")
 
 
 @app.command()
@@ -108,11 +128,13 @@ def run(
     from .progress import RunDisplay
 
     try:
-        if duration is not None and not duration > 0:
-            raise UsageError(f"--duration: {duration:g} is not a positive number of seconds")
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise UsageError(f"--duration: {duration:g} is not a positive, finite number of seconds")
+        if not 0 <= seed <= MAX_SEED:
+            raise UsageError(f"--seed: {seed} is out of range; expected 0 to {MAX_SEED}")
         if not 0 < outlier_tolerance < 1:
             raise UsageError(f"--outlier-tolerance: {outlier_tolerance:g} is not in (0, 1); expected e.g. 0.10")
-        if sample_hz < 10:
+        if not math.isfinite(sample_hz) or sample_hz < 10:
             raise UsageError(f"--sample-hz: {sample_hz:g} is below 10 Hz, the slowest rate that gives a usable power trace")
         name = (backend or detect_backend()).lower()
         try:
@@ -120,9 +142,10 @@ def run(
             if name not in names:
                 raise UsageError(f"--backend: {name!r} is not a backend; expected one of {', '.join(names)}")
             be = get_backend(name)
+            count = be.device_count()
         except BackendUnavailable as exc:
             raise UsageError(f"--backend: {name}: {exc}") from exc
-        dev = parse_devices(devices, be.device_count())
+        dev = parse_devices(devices, count)
         wanted = parse_dtypes(dtypes)
         if wanted is None:  # 'all': what every selected device supports
             supported = [set(be.supported_dtypes(i)) for i in dev]
@@ -130,7 +153,11 @@ def run(
 
             wanted = tuple(d for d in DTYPES if all(d in s for s in supported))
         fixed = parse_shape(shape)
+        if fixed:
+            check_shape_fits(fixed, wanted, min(be.memory_info(i)[0] for i in dev))
         run_dir = out or Path("results") / new_run_id()
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--out: {run_dir} exists and is not a directory")
         if (run_dir / record.MANIFEST).exists():
             raise UsageError(f"--out: {run_dir} already holds a record; choose a new directory")
         scope_readers = []

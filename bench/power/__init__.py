@@ -8,6 +8,7 @@ the reasons is returned, so figures say "not measured" and why -- never zero.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 from .base import PowerError, PowerReader, PowerSample, WindowEnergy
@@ -128,10 +129,17 @@ __all__ = [
 #: environment variables holding the BMC/PDU password (never a command-line argument)
 PASSWORD_ENV = ("ICB_NODE_POWER_PASSWORD", "ICB_REDFISH_PASSWORD")
 #: query parameters a scope-reader URL may carry, with their types
+def _finite_nonneg(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(text)
+    return value
+
+
 _SCOPE_PARAMS: dict[str, Callable[[str], Any]] = {
-    "delay_s": float,
-    "expected_window_s": float,
-    "timeout_s": float,
+    "delay_s": _finite_nonneg,
+    "expected_window_s": _finite_nonneg,
+    "timeout_s": _finite_nonneg,
     "insecure": lambda v: v.lower() in ("1", "true", "yes"),
     "auth": str,
     "ca_file": str,
@@ -150,7 +158,11 @@ def scope_reader(spec: str, scope: str = "node", env: dict[str, str] | None = No
     from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
     env = dict(os.environ) if env is None else env
-    parts = urlsplit(spec)
+    try:
+        parts = urlsplit(spec)
+        parts.port  # noqa: B018 - parses the port, which raises on a bad one
+    except ValueError as exc:
+        raise PowerError(f"{spec!r} is not a URL ({exc})") from None
     kind, _, transport = parts.scheme.partition("+")
     if kind != "redfish" or transport not in ("http", "https"):
         raise PowerError(f"{spec!r}: expected redfish+https://[user@]host[:port][/redfish/v1/...] (the only {scope}-scope source so far)")
@@ -164,7 +176,7 @@ def scope_reader(spec: str, scope: str = "node", env: dict[str, str] | None = No
         try:
             kw[key] = conv(value)
         except ValueError:
-            raise PowerError(f"{scope} power URL: {key}={value!r} is not a number") from None
+            raise PowerError(f"{scope} power URL: {key}={value!r} is not a finite, non-negative number") from None
     insecure = kw.pop("insecure", False)
     password = next((env[k] for k in PASSWORD_ENV if env.get(k)), None)
     from .redfish import RedfishReader

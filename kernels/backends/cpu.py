@@ -12,6 +12,7 @@ import platform
 import time
 from typing import Any
 
+from ..errors import BackendUnavailable
 from .base import Backend, DeviceInfo, Timer
 
 #: environment variable naming how many logical CPU devices to present
@@ -131,9 +132,9 @@ class CpuBackend(Backend):
         try:
             count = int(raw)
         except ValueError:
-            raise ValueError(f"{CPU_DEVICES_ENV}={raw!r} is not an integer") from None
+            raise BackendUnavailable(f"${CPU_DEVICES_ENV}={raw!r} is not an integer") from None
         if count < 1:
-            raise ValueError(f"{CPU_DEVICES_ENV}={raw!r} must be at least 1")
+            raise BackendUnavailable(f"${CPU_DEVICES_ENV}={raw!r} must be at least 1")
         return count
 
     def device(self, index: int) -> Any:

@@ -66,6 +66,16 @@ def test_show_prints_table_and_json(tmp_path):
         (["--backend", "tpu"], "--backend: 'tpu' is not a backend"),
         (["--shape", "12x12"], "--shape: '12x12' is not MxNxK"),
         (["--sample-hz", "2"], "--sample-hz: 2 is below 10 Hz"),
+        (["--sample-hz", "nan"], "--sample-hz: nan is below 10 Hz"),
+        (["--duration", "inf"], "--duration: inf is not a positive, finite number"),
+        (["--devices", "²"], "--devices: '²' is not a device index"),
+        (["--devices", "[/x]"], "--devices: '[/x]' is not a device index"),
+        (["--dtypes", "fp16,[red]oops"], "--dtypes: '[red]oops' is not a GEMM dtype"),
+        (["--shape", "2x2x²"], "--shape: '2x2x²' is not MxNxK"),
+        (["--shape", "1000000000000x8x8"], "is not MxNxK; expected three positive integers up to"),
+        (["--shape", "1000000x1000000x8"], "needs 3725.3 GiB for A, B and C"),
+        (["--seed", "99999999999999999999"], "--seed: 99999999999999999999 is out of range"),
+        (["--node-power", "garbage"], "--node-power: 'garbage': expected redfish+https://[user@]host"),
     ],
 )
 def test_bad_options_exit_2_with_one_clear_line(args, needle, tmp_path):
@@ -74,6 +84,19 @@ def test_bad_options_exit_2_with_one_clear_line(args, needle, tmp_path):
     assert needle in " ".join(res.output.split())
     assert "Traceback" not in res.output
     assert not (tmp_path / "r").exists()  # nothing half-started
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = _run([*FAST, "--dtypes", "fp32", "--out", str(f)])
+    assert res.exit_code == 2 and "exists and is not a directory" in res.output
+
+
+def test_bad_cpu_device_count_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICB_BENCH_CPU_DEVICES", "abc")
+    res = _run([*FAST, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "ICB_BENCH_CPU_DEVICES='abc' is not an integer" in res.output
 
 
 def test_show_bad_dir_exit_2(tmp_path):

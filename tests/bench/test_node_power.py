@@ -66,7 +66,9 @@ def test_unreachable_bmc_is_an_input_error(tmp_path, monkeypatch):
     ("https://bmc/redfish/v1", r"expected redfish\+https://"),
     ("redfish+https://admin:pw@bmc/redfish/v1", "not in the URL"),
     ("redfish+https://bmc/redfish/v1?delay=3", "unknown parameter 'delay'"),
-    ("redfish+https://bmc/redfish/v1?delay_s=soon", "delay_s='soon' is not a number"),
+    ("redfish+https://bmc/redfish/v1?delay_s=soon", "delay_s='soon' is not a finite"),
+    ("redfish+https://bmc/redfish/v1?delay_s=inf", "delay_s='inf' is not a finite"),
+    ("redfish+https://u@[::1/redfish/v1", "is not a URL"),
 ])
 def test_scope_reader_spec_errors(spec, needle):
     with pytest.raises(PowerError, match=needle):

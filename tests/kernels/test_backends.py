@@ -77,10 +77,10 @@ def test_cpu_device_count_env(monkeypatch) -> None:
     free1, total1 = backend.memory_info(0)
     assert total3 == pytest.approx(total1 / 3, rel=0.01)
     monkeypatch.setenv(CPU_DEVICES_ENV, "0")
-    with pytest.raises(ValueError):
+    with pytest.raises(BackendUnavailable, match="must be at least 1"):
         backend.device_count()
     monkeypatch.setenv(CPU_DEVICES_ENV, "x")
-    with pytest.raises(ValueError):
+    with pytest.raises(BackendUnavailable, match="is not an integer"):
         backend.device_count()
 
 
