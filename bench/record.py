@@ -108,7 +108,7 @@ class RunRecord:
 
     @property
     def aggregates(self) -> list[dict[str, Any]]:
-        return list(self.manifest.get("aggregates", []))
+        return list(self.manifest.get("aggregates") or [])
 
 
 class RecordWriter:
@@ -204,19 +204,46 @@ def load_run(path: Path | str) -> RunRecord:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecordError(f"{mpath}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise RecordError(f"{mpath}: the manifest is a JSON {type(manifest).__name__}, expected an object")
     schema = manifest.get("schema")
     if schema not in SUPPORTED_SCHEMAS:
         raise RecordError(f"{mpath}: schema {schema!r} is not one this version reads (expected one of {sorted(SUPPORTED_SCHEMAS)})")
+    for key, kind in _MANIFEST_TYPES.items():
+        if manifest.get(key) is not None and not isinstance(manifest[key], kind):
+            raise RecordError(f"{mpath}: {key!r} is a JSON {type(manifest[key]).__name__}, expected {_JSON_NAME[kind]}")
     measurements = []
     mdir = path / MEASUREMENTS_DIR
     if mdir.is_dir():
         for p in sorted(mdir.glob("*.json")):
             try:
-                measurements.append(json.loads(p.read_text(encoding="utf-8")))
+                m = json.loads(p.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise RecordError(f"{p}: unreadable measurement ({exc})") from exc
-    measurements.sort(key=lambda m: (m.get("host", ""), m.get("device", 0), m.get("seq", 0), m.get("dtype", "")))
+            _check_measurement(p, m)
+            measurements.append(m)
+    measurements.sort(key=lambda m: (str(m.get("host", "")), m.get("device", 0), m.get("seq", 0), str(m.get("dtype", ""))))
     return RunRecord(path=path, manifest=manifest, measurements=measurements)
+
+
+#: manifest keys whose JSON type readers rely on
+_MANIFEST_TYPES: dict[str, type] = {"aggregates": list, "inventory": list, "plan": dict, "host": dict,
+                                    "files": list, "failed_devices": dict}
+#: measurement keys whose JSON type readers rely on (bool is excluded from the ints: JSON true is not a device)
+_MEASUREMENT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "device": int, "seq": int, "dtype": str, "host": str, "device_info": dict, "tflops_stats": dict,
+    "tflops": (int, float), "power_w": (int, float), "energy_j": (int, float), "gflops_per_w": (int, float),
+}
+_JSON_NAME = {list: "an array", dict: "an object", int: "an integer", str: "a string", (int, float): "a number"}
+
+
+def _check_measurement(p: Path, m: Any) -> None:
+    if not isinstance(m, dict):
+        raise RecordError(f"{p}: the measurement is a JSON {type(m).__name__}, expected an object")
+    for key, kind in _MEASUREMENT_TYPES.items():
+        v = m.get(key)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+            raise RecordError(f"{p}: {key!r} is {v!r}, expected {_JSON_NAME[kind]}")
 
 
 def find_runs(paths: Iterable[Path | str]) -> list[RunRecord]:

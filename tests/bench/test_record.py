@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import pytest
 
@@ -75,3 +76,35 @@ def test_find_runs_below_folder(tmp_path):
     for name in ("a", "b"):
         record.RecordWriter(tmp_path / name, {"run_id": name}).start()
     assert [r.run_id for r in record.find_runs([tmp_path])] == ["a", "b"]
+
+
+@pytest.mark.parametrize("manifest_patch, measurement, needle", [
+    (None, [1, 2], "the measurement is a JSON list, expected an object"),
+    (None, "x", "the measurement is a JSON str"),
+    ({"aggregates": {"a": 1}}, None, "'aggregates' is a JSON dict, expected an array"),
+    ({"host": "h"}, None, "'host' is a JSON str, expected an object"),
+    (None, {"id": "a", "device": "0"}, "'device' is '0', expected an integer"),
+    (None, {"id": "a", "device": True}, "'device' is True, expected an integer"),
+    (None, {"id": "a", "device": 0, "tflops": "fast"}, "'tflops' is 'fast', expected a number"),
+])
+def test_structurally_wrong_records_are_record_errors(tmp_path, manifest_patch, measurement, needle):
+    run = tmp_path / "run"
+    w = record.RecordWriter(run, {"run_id": "r"})
+    w.start()
+    if manifest_patch:
+        w.update(**manifest_patch)
+    if measurement is not None:
+        (run / "measurements" / "m.json").write_text(json.dumps(measurement))
+    with pytest.raises(record.RecordError, match=re.escape(needle)):
+        record.load_run(run)
+
+
+def test_manifest_that_is_not_an_object(tmp_path):
+    (tmp_path / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(record.RecordError, match="the manifest is a JSON list"):
+        record.load_run(tmp_path)
+
+
+def test_null_aggregates_read_as_empty(tmp_path):
+    record.RecordWriter(tmp_path, {"aggregates": None}).start()
+    assert record.load_run(tmp_path).aggregates == []

@@ -263,14 +263,20 @@ def test_run_timed_argument_errors(cpu) -> None:
             wl.calibrate(0)
 
 
-def test_calibrate_scales_with_target(cpu) -> None:
+def test_calibrate_scales_with_target(cpu, monkeypatch) -> None:
+    with GemmWorkload(cpu, 0, "fp32", GemmShape(256, 256, 256), seed=1) as wl:
+        # a deterministic clock (2 ms per GEMM): the arithmetic, not the shared machine's noise
+        monkeypatch.setattr(wl, "_time_eager", lambda iters: 2.0 * iters)
+        assert wl.calibrate(target_batch_ms=6) == 3
+        assert wl.calibrate(target_batch_ms=50) == 25
+        assert wl.calibrate(target_batch_ms=1) == 1  # at least one GEMM per batch
+
+
+def test_calibrated_batches_take_about_the_target(cpu) -> None:
     with GemmWorkload(cpu, 0, "fp32", GemmShape(256, 256, 256), seed=1) as wl:
         wl.warmup(iters=3)
-        short = wl.calibrate(target_batch_ms=5)
-        long = wl.calibrate(target_batch_ms=50)
-        assert long >= 3 * short  # ~10x, loosely: a 2-core CI box is noisy
-        run = wl.run_timed(long, n_batches=2)
-        assert 10 < statistics_median(run.batch_time_ms) < 250
+        run = wl.run_timed(wl.calibrate(target_batch_ms=50), n_batches=2)
+        assert 10 < statistics_median(run.batch_time_ms) < 250  # loose: a 2-core CI box is noisy
 
 
 def statistics_median(values: list[float]) -> float:
