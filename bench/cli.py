@@ -204,9 +204,15 @@ def run_payload(rec: record.RunRecord) -> dict[str, Any]:
         "host": (m.get("host") or {}).get("hostname"),
         "measurements": [summarize(x) for x in rec.measurements],
         # a partial record (killed run) has no aggregates yet: compute them from what is on disk
-        "aggregates": rec.aggregates or node_aggregates(rec.measurements, (m.get("plan") or {}).get("outlier_tolerance", 0.1)),
+        "aggregates": rec.aggregates or node_aggregates(rec.measurements, _tolerance(m.get("plan") or {})),
         "failed_devices": m.get("failed_devices", {}),
     }
+
+
+def _tolerance(plan: dict[str, Any]) -> float:
+    """The run's outlier tolerance, or the default when the record does not hold a usable one."""
+    tol = plan.get("outlier_tolerance")
+    return float(tol) if isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 < tol < 1 else 0.10
 
 
 @app.command()
