@@ -30,6 +30,7 @@ import time
 from typing import Any, Callable
 
 from .base import PowerError, PowerReader, PowerSample
+from .library import SharedLibrary
 
 #: AMDSMI_STATUS_NOT_SUPPORTED in amdsmi.h
 STATUS_NOT_SUPPORTED = 2
@@ -44,9 +45,6 @@ POWER_KEYS: tuple[tuple[str, str], ...] = (
     ("average_socket_power", "average socket power (a firmware average, not instant)"),
 )
 
-_lock = threading.Lock()
-_refs = 0
-_mod: Any = None  # the amdsmi module amdsmi_init was called on
 
 
 def _msg(e: BaseException) -> str:
@@ -62,9 +60,7 @@ def _not_supported(e: BaseException) -> bool:
     return getattr(e, "err_code", None) == STATUS_NOT_SUPPORTED or "NOT_SUPPORTED" in str(e).upper()
 
 
-def _acquire() -> Any:
-    """Import amdsmi and amdsmi_init() on first use; returns the module. Raises PowerError."""
-    global _refs, _mod
+def _load() -> Any:
     try:
         import amdsmi
     except Exception as e:  # noqa: BLE001 - a missing libamd_smi.so surfaces as KeyError/OSError at import
@@ -72,40 +68,27 @@ def _acquire() -> Any:
             f"amdsmi: Python package not importable ({type(e).__name__}: {e}); install the ROCm "
             "amd-smi-lib package (Hygon DTK ships hy-smi/rocm-smi instead, for which no reader exists yet)"
         ) from None
-    exc = getattr(amdsmi, "AmdSmiException", Exception)
-    with _lock:
-        if _refs == 0:
-            flags = getattr(amdsmi, "AmdSmiInitFlags", None)
-            try:
-                if flags is not None and hasattr(flags, "INIT_AMD_GPUS"):
-                    amdsmi.amdsmi_init(flags.INIT_AMD_GPUS)
-                else:
-                    amdsmi.amdsmi_init()
-            except exc as e:
-                raise PowerError(f"amdsmi: init failed ({_msg(e)}): no amdgpu driver loaded here?") from None
-            _mod = amdsmi
-        _refs += 1
-        return _mod
+    return amdsmi
 
 
-def _release() -> None:
-    """Drop one reference; amdsmi_shut_down() when the last reader closes."""
-    global _refs, _mod
-    with _lock:
-        if _refs <= 0:
-            return
-        _refs -= 1
-        if _refs == 0 and _mod is not None:
-            mod, _mod = _mod, None
-            try:
-                mod.amdsmi_shut_down()
-            except getattr(mod, "AmdSmiException", Exception):
-                pass  # shutting down: nothing useful to do with the error
+def _init(amdsmi: Any) -> None:
+    flags = getattr(amdsmi, "AmdSmiInitFlags", None)
+    try:
+        if flags is not None and hasattr(flags, "INIT_AMD_GPUS"):
+            amdsmi.amdsmi_init(flags.INIT_AMD_GPUS)
+        else:
+            amdsmi.amdsmi_init()
+    except getattr(amdsmi, "AmdSmiException", Exception) as e:
+        raise PowerError(f"amdsmi: init failed ({_msg(e)}): no amdgpu driver loaded here?") from None
+
+
+_LIB = SharedLibrary(_load, _init, lambda amdsmi: amdsmi.amdsmi_shut_down())
+_acquire, _release = _LIB.acquire, _LIB.release
 
 
 def amdsmi_refcount() -> int:
     """Number of open amdsmi references in this process (for tests and diagnostics)."""
-    return _refs
+    return _LIB.refs
 
 
 def parse_bdf(bdf: str) -> tuple[int, int, int, int] | None:

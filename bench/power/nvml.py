@@ -12,11 +12,11 @@ Energy: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load, Volta+, u
 from __future__ import annotations
 
 import os
-import threading
 import time
 from typing import Any, Callable
 
 from .base import PowerError, PowerReader, PowerSample
+from .library import SharedLibrary
 
 #: throttle (clock event) reasons that make a window untrustworthy: power or thermal limits
 THROTTLE_FLAGGED: dict[int, str] = {
@@ -36,11 +36,6 @@ THROTTLE_IGNORED: dict[int, str] = {
 
 FI_DEV_POWER_INSTANT = 186  # nvml.h NVML_FI_DEV_POWER_INSTANT
 
-_lock = threading.Lock()
-_refs = 0
-_mod: Any = None  # the pynvml module nvmlInit was called on
-
-
 def _msg(e: BaseException) -> str:
     """A printable message for an NVML error (str() itself may call into NVML)."""
     try:
@@ -50,42 +45,28 @@ def _msg(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}"
 
 
-def _acquire() -> Any:
-    """Import pynvml and nvmlInit() on first use; returns the module. Raises PowerError."""
-    global _refs, _mod
+def _load() -> Any:
     try:
         import pynvml
     except ImportError as e:
         raise PowerError("pynvml not installed (pip install nvidia-ml-py)") from e
-    with _lock:
-        if _refs == 0:
-            try:
-                pynvml.nvmlInit()
-            except pynvml.NVMLError as e:
-                raise PowerError(f"NVML: init failed ({_msg(e)}): no NVIDIA driver here?") from None
-            _mod = pynvml
-        _refs += 1
-        return _mod
+    return pynvml
 
 
-def _release() -> None:
-    """Drop one reference; nvmlShutdown() when the last reader closes."""
-    global _refs, _mod
-    with _lock:
-        if _refs <= 0:
-            return
-        _refs -= 1
-        if _refs == 0 and _mod is not None:
-            mod, _mod = _mod, None
-            try:
-                mod.nvmlShutdown()
-            except mod.NVMLError:
-                pass  # shutting down: nothing useful to do with the error
+def _init(nv: Any) -> None:
+    try:
+        nv.nvmlInit()
+    except nv.NVMLError as e:
+        raise PowerError(f"NVML: init failed ({_msg(e)}): no NVIDIA driver here?") from None
+
+
+_LIB = SharedLibrary(_load, _init, lambda nv: nv.nvmlShutdown())
+_acquire, _release = _LIB.acquire, _LIB.release
 
 
 def nvml_refcount() -> int:
     """Number of open NVML references in this process (for tests and diagnostics)."""
-    return _refs
+    return _LIB.refs
 
 
 def normalize_uuid(uuid: str) -> str:
