@@ -55,4 +55,4 @@ class SharedLibrary:
                     pass
 
 
-__all__ = ["SharedLibrary", "PowerError"]
+__all__ = ["SharedLibrary"]

@@ -148,6 +148,10 @@ class SmiReader(PowerReader):
                 self.tool_version = None
                 self.notes.append(f"version query failed: {e}")
         self._resolve()
+        self._first_sample()
+
+    def _first_sample(self) -> None:
+        """Open, and prove it with one poll: a reader that cannot read power must not open."""
         self._open = True
         try:
             self.sample()
@@ -401,12 +405,7 @@ class NpuSmiReader(SmiReader):
         self.chip = mcu[0].chip
         self.matched_by = f"{self.matched_by}; board power via the card's MCU chip {mcu[0].chip} (the NPU chip reports none)"
         self.notes.append(f"NPU chip power unavailable ({first}); reading the MCU chip")
-        self._open = True
-        try:
-            self.sample()
-        except BaseException:
-            self._open = False
-            raise
+        self._first_sample()
         return True
 
     def describe(self) -> dict[str, Any]:
