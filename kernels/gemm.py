@@ -671,38 +671,52 @@ def search_best_shape(
     *,
     batch_ms: float = 50.0,
     batches: int = 3,
+    passes: int = 2,
 ) -> tuple[GemmShape, list[dict[str, Any]]]:
-    """Try each shape briefly (median of ``batches`` batches of ~``batch_ms``); return the fastest
-    valid one and one record per shape ({m, n, k, tflops} plus "error" where it failed).
-    Shapes that run out of memory are skipped; DeviceError if none works."""
+    """Try each shape briefly (median of ``batches`` batches of ~``batch_ms``) in ``passes``
+    passes, the second in reverse order: a card that heats up and throttles during the search
+    would otherwise favour whichever shape ran first. A shape's score is the mean of its pass
+    medians. Returns the fastest valid shape and one record per shape ({m, n, k, tflops,
+    tflops_passes} plus "error" where it failed). Shapes that run out of memory are skipped (and
+    not retried); DeviceError if none works."""
     if not shapes:
         raise ValueError("no candidate shapes to search (not enough free memory?)")
-    results: list[dict[str, Any]] = []
+    records: dict[GemmShape, dict[str, Any]] = {
+        shape: {**shape.as_dict(), "tflops": None, "tflops_passes": []} for shape in shapes
+    }
+    for p in range(max(1, passes)):
+        for shape in (shapes if p % 2 == 0 else list(reversed(shapes))):
+            record = records[shape]
+            if "error" in record:
+                continue
+            out_of_memory = False
+            try:
+                with GemmWorkload(backend, index, dtype, shape, seed) as wl:
+                    wl.warmup(iters=2)
+                    iters = wl.calibrate(batch_ms)
+                    run = wl.run_timed(iters, n_batches=batches)
+                    check = wl.check()
+                    record["method"] = run.method
+                    if check.valid:
+                        record["tflops_passes"].append(run.tflops_median)
+                    else:
+                        record["error"] = f"incorrect result: {check.reason}"
+            except OutOfMemory as exc:
+                record["error"] = str(exc)
+                out_of_memory = True
+            if out_of_memory:
+                # only now: inside the except block the traceback still pins the tensors
+                gc.collect()
+                backend.empty_cache(index)
     best: tuple[float, GemmShape] | None = None
-    for shape in shapes:
-        record: dict[str, Any] = {**shape.as_dict(), "tflops": None}
-        out_of_memory = False
-        try:
-            with GemmWorkload(backend, index, dtype, shape, seed) as wl:
-                wl.warmup(iters=2)
-                iters = wl.calibrate(batch_ms)
-                run = wl.run_timed(iters, n_batches=batches)
-                check = wl.check()
-                record["method"] = run.method
-                if check.valid:
-                    record["tflops"] = run.tflops_median
-                else:
-                    record["error"] = f"incorrect result: {check.reason}"
-        except OutOfMemory as exc:
-            record["error"] = str(exc)
-            out_of_memory = True
-        if out_of_memory:
-            # only now: inside the except block the traceback still pins the tensors
-            gc.collect()
-            backend.empty_cache(index)
-        results.append(record)
-        if record["tflops"] is not None and (best is None or record["tflops"] > best[0]):
+    for shape, record in records.items():
+        if "error" in record or not record["tflops_passes"]:
+            record["tflops_passes"] = record["tflops_passes"] or None
+            continue
+        record["tflops"] = sum(record["tflops_passes"]) / len(record["tflops_passes"])
+        if best is None or record["tflops"] > best[0]:
             best = (record["tflops"], shape)
+    results = list(records.values())
     if best is None:
         raise DeviceError(
             f"no candidate shape ran for {dtype}: "

@@ -411,3 +411,26 @@ def test_warmup_for_runs_at_least_that_long(cpu) -> None:
         t0 = time.perf_counter()
         wl.warmup_for(0)  # still one GEMM, and quick
         assert time.perf_counter() - t0 < 0.15
+
+
+def test_search_passes_cancel_a_heating_card(cpu, monkeypatch) -> None:
+    """Throughput falls 5 % with every measurement (a card heating up); shape B is truly 3 %
+    faster. One ascending pass would pick A; the reversed second pass lets B win."""
+    from types import SimpleNamespace
+
+    a, b = GemmShape(128, 128, 128), GemmShape(256, 256, 256)
+    base = {a: 1.00, b: 1.03}
+    order: list[GemmShape] = []
+
+    def fake_run(self, iters, **kw):
+        order.append(self.shape)
+        return SimpleNamespace(tflops_median=base[self.shape] * (1 - 0.05 * (len(order) - 1)), method="events")
+
+    monkeypatch.setattr(GemmWorkload, "run_timed", fake_run)
+    best, results = search_best_shape(cpu, 0, "fp32", [a, b], seed=0, batch_ms=1, batches=1, passes=1)
+    assert best == a  # the order bias this guards against
+    order.clear()
+    best, results = search_best_shape(cpu, 0, "fp32", [a, b], seed=0, batch_ms=1, batches=1)
+    assert order == [a, b, b, a]
+    assert best == b
+    assert all(len(r["tflops_passes"]) == 2 for r in results)
