@@ -47,11 +47,9 @@ def _plain(obj: Any) -> Any:
 
 
 def device_record(info: Any) -> dict[str, Any]:
-    """A DeviceInfo as the record's ``device_info`` object (adds ``domestic`` from the vendor table)."""
-    from .vendors import is_domestic
-
+    """A DeviceInfo as the record's ``device_info`` object, with ``domestic`` made explicit."""
     d = _plain(info)
-    d["domestic"] = bool(d.get("extra", {}).get("domestic", is_domestic(d.get("vendor"), d.get("model"))))
+    d["domestic"] = info.domestic
     return d
 
 

@@ -14,6 +14,14 @@ from typing import Any, Callable, Iterator
 from ..errors import BackendUnavailable, DeviceError, KernelError, OutOfMemory
 
 
+#: vendor keys whose parts count as domestic (国产) for the specification's domestic-share indicators;
+#: backends that know better set ``DeviceInfo.extra["domestic"]`` themselves (all built-in ones do)
+DOMESTIC_VENDORS = frozenset({
+    "huawei", "cambricon", "moorethreads", "hygon", "kunlunxin", "metax", "iluvatar", "enflame", "biren",
+    "zhaoxin", "phytium", "loongson",
+})
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     """What a backend can say about one device, for the inventory and provenance."""
@@ -30,6 +38,12 @@ class DeviceInfo:
     runtime_version: str | None = None  # CUDA / HIP / CANN / … version torch was built with
     compute_units: int | None = None  # SMs, CUs, AI cores, CPU threads
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def domestic(self) -> bool:
+        """Whether the part counts as domestic: the backend's own word, else the vendor table."""
+        flag = self.extra.get("domestic")
+        return bool(flag) if flag is not None else self.vendor.lower() in DOMESTIC_VENDORS
 
 
 class Timer(abc.ABC):

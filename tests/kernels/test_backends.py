@@ -199,3 +199,12 @@ def test_numeric_mode_survives_new_api_state(cpu) -> None:
     finally:
         torch.set_float32_matmul_precision("highest")
     assert torch.backends.cuda.matmul.allow_tf32 is False
+
+
+def test_device_info_domestic_from_backend_or_vendor_table() -> None:
+    from icb_bench.kernels.backends.base import DeviceInfo
+
+    assert DeviceInfo(0, "x", "Ascend910B3", "huawei").domestic is True  # vendor table
+    assert DeviceInfo(0, "x", "H100", "nvidia").domestic is False
+    assert DeviceInfo(0, "x", "K100_AI", "amd", extra={"domestic": True}).domestic is True  # the backend's word wins
+    assert DeviceInfo(0, "x", "Ascend910B3", "huawei", extra={"domestic": False}).domestic is False
