@@ -165,7 +165,7 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     """Measure every dtype of ``plan`` on device ``index``; each measurement is written as it finishes."""
     from icb_bench.kernels import gemm, peaks
     from icb_bench.kernels.backends import get_backend
-    from icb_bench.kernels.dtypes import DTYPES
+    from icb_bench.kernels.dtypes import DTYPES, probe_dtypes
     from icb_bench.kernels.errors import KernelError, UnsupportedDtype
 
     from .power import reader_for
@@ -177,7 +177,8 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     info = device_record(backend.device_info(index))
     reader = reader_for(plan.backend, index, info)
     emit("device", device=index, info=info, power=reader.describe())
-    supported = set(backend.supported_dtypes(index))
+    # probe only the dtypes this run measures (each probe is a tiny GEMM), and keep the reason
+    unsupported = probe_dtypes(backend, index, plan.dtypes)
     results: list[dict[str, Any]] = []
     sampler = Sampler(reader, hz=plan.sample_hz)
     sampler.start()
@@ -186,8 +187,9 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
             emit("phase", device=index, dtype=dtype, phase="search", total_s=None)
             arrived = _Arrival()  # whether this dtype's common start was reached (at most one wait each)
             try:
-                if dtype not in supported:
-                    raise UnsupportedDtype(f"{info.get('model')} ({plan.backend}) cannot run {dtype} GEMMs here")
+                if unsupported[dtype] is not None:
+                    raise UnsupportedDtype(f"{info.get('model')} ({plan.backend}) cannot run {dtype} GEMMs here: "
+                                           f"{unsupported[dtype]}")
                 meas = _measure_one(plan, backend, index, dtype, DTYPES[dtype], info, seq, host, run_dir, emit,
                                     barrier, sampler, gemm, peaks, arrived)
             except UnsupportedDtype as exc:

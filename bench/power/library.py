@@ -9,8 +9,6 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from .base import PowerError
-
 
 class SharedLibrary:
     """Reference-counted ``init``/``shutdown`` around a lazily imported module.
