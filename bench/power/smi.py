@@ -25,7 +25,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .base import PowerError, PowerReader, PowerSample
 
@@ -43,11 +43,12 @@ def _quote(text: str) -> str:
     return repr(t if len(t) <= _QUOTE_CHARS else t[:_QUOTE_CHARS] + "...")
 
 
-def run_tool(argv: Sequence[str], timeout_s: float, tool: str | None = None) -> str:
-    """Run ``argv`` (no shell) and return its stdout; PowerError naming the command otherwise."""
+def run_tool(argv: Sequence[str], timeout_s: float, tool: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """Run ``argv`` (no shell) and return its stdout; PowerError naming the command otherwise.
+    ``env`` (default: this process's) carries secrets a tool reads from its environment."""
     tool = tool or os.path.basename(argv[0])
     try:
-        cp = subprocess.run(list(argv), capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout_s, check=False)
+        cp = subprocess.run(list(argv), capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout_s, check=False, env=env)
     except FileNotFoundError:
         raise PowerError(f"{tool} not found on PATH") from None
     except subprocess.TimeoutExpired:
@@ -126,6 +127,8 @@ class SmiReader(PowerReader):
         self.latency = LatencyStats()
         self.counter_note = f"{self.tool} reports power only (no energy counter): the polled power is integrated"
         self.notes: list[str] = []
+        #: the environment of each power poll (None: this process's)
+        self.env: Mapping[str, str] | None = None
         self._open = False
 
     @property
@@ -184,7 +187,7 @@ class SmiReader(PowerReader):
         """(power in W, time of the reading) from one call of the tool."""
         argv = list(argv or self.command)
         t0 = time.monotonic()
-        text = run_tool(argv, self.timeout_s, self.tool)
+        text = run_tool(argv, self.timeout_s, self.tool, self.env)
         t1 = time.monotonic()
         self.latency.add(t1 - t0)
         try:
