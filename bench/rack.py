@@ -1,0 +1,684 @@
+"""Per-rack GFLOPS/W (specification A1.7, 单机架算效): the arithmetic, over plain inputs.
+
+The lead's fleet code turns records and polled/logged meter readings into the dataclasses below,
+all times on rank 0's timeline; :func:`rack_figure` returns one rack aggregate in the fleet
+contract's format and :func:`site_figures` sums them. No I/O, no clocks, no torch.
+
+Method (Green500 / EEHPC power methodology, MLPerf Power; methodology.md §4):
+
+* **Window**: the rack's common core phase, the intersection of its devices' core phases. Phases
+  whose begins or ends spread by more than 0.8 s (MLPerf's bound) are flagged, not refused: the
+  intersection is under full load either way.
+* **FLOPs**: per device, the batches completed inside the window (see :func:`flops_in_window`).
+  Invalid devices add 0 FLOPs and make the figure invalid; so does a missing device.
+* **Energy** over exactly the window, from the best source that gives a good figure, in the order
+  rack meter(s) > node meters summed > device counters summed (``assurance``); the others are kept
+  as ``alternatives``. Never a held or extrapolated value (see :func:`source_energy`).
+* **Uncertainty**: see :func:`source_energy`; ``gflops_per_w_low/high`` = figure × (1 ∓ k·u), k = 2.
+* **Plausibility**: zero/negative energy, or a rack figure above the best device's own GFLOPS/W
+  (a ratio of sums cannot exceed its largest ratio), refuses that source.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from .plan import MIN_ASSESSMENT_S
+from .power.base import PowerSample
+from .power.sampler import _counter_at
+
+MeterScope = Literal["rack", "node"]
+MeterMethod = Literal["polled", "counter", "meter-log"]
+Status = Literal["ok", "insufficient", "missing"]
+STATUSES: tuple[Status, ...] = ("ok", "insufficient", "missing")
+#: assurance levels, best first, with the power scope each one measures
+ASSURANCE_SCOPE: dict[str, str] = {"rack-meter": "rack", "node-meters": "node", "device-counters": "device"}
+
+
+@dataclass(frozen=True)
+class RackRules:
+    """Every threshold of the rack figure, in one place."""
+
+    #: MLPerf Power: power and performance timestamps within 800 ms
+    max_phase_spread_s: float = 0.8
+    #: contract: fewer readings inside the window is ``insufficient``
+    min_readings_inside: int = 10
+    #: Green500 Level 2: each reading's interval ≤ 10 % of the core phase
+    max_interval_fraction: float = 0.10
+    #: Green500 Level 2: at least one reading per second (with 5 % jitter allowed)
+    max_period_s: float = 1.0
+    period_jitter_rel: float = 0.05
+    #: a gap between successive readings (or a reading and an edge) longer than this many periods
+    max_gap_periods: float = 3.0
+    #: coverage factor of the low/high bounds (~95 %)
+    coverage_k: float = 2.0
+    #: Green500: a core phase of at least one minute (the same bound as a device's grade)
+    min_assessment_window_s: float = MIN_ASSESSMENT_S
+    #: device counter accuracy when a load states none (NVML: power within ±5 %)
+    device_counter_accuracy_rel: float = 0.05
+    #: floating-point slack of the plausibility bound (the bound itself is exact arithmetic)
+    plausibility_rel_tol: float = 1e-9
+
+
+RULES = RackRules()
+
+
+class RackInputError(ValueError):
+    """Bad input to the rack arithmetic: names the field, the value and what was expected."""
+
+
+def _bad(field_name: str, value: Any, expected: str) -> RackInputError:
+    return RackInputError(f"{field_name}: got {value!r}; expected {expected}")
+
+
+def _finite(field_name: str, value: float | None, *, optional: bool = False, positive: bool = False) -> None:
+    if value is None:
+        if not optional:
+            raise _bad(field_name, value, "a number")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(field_name, value, "a finite number")
+    if positive and value <= 0:
+        raise _bad(field_name, value, "a number > 0")
+
+
+# -- inputs --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceLoad:
+    """One device's measurement of one dtype, placed on rank 0's timeline.
+
+    ``t_begin_s``/``t_end_s`` bound its core phase; ``batch_time_ms`` is every batch's device time
+    (``samples.batch_time_ms``) and ``flops_per_batch`` = ``flops_per_gemm`` × ``iters_per_batch``.
+    ``energy_j`` is the device counter's energy over its own core phase (None when not measured).
+    """
+
+    rack: str
+    node: str
+    device: int
+    dtype: str
+    t_begin_s: float
+    t_end_s: float
+    batch_time_ms: Sequence[float] = field(repr=False, compare=False)
+    flops_per_batch: float
+    valid: bool
+    grade: str
+    energy_j: float | None = None
+    energy_accuracy_rel: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"load {self.node}/{self.device} {self.dtype}"
+        _finite(f"{where}.t_begin_s", self.t_begin_s)
+        _finite(f"{where}.t_end_s", self.t_end_s)
+        if self.t_end_s <= self.t_begin_s:
+            raise _bad(f"{where}.t_end_s", self.t_end_s, f"a time after t_begin_s ({self.t_begin_s})")
+        _finite(f"{where}.flops_per_batch", self.flops_per_batch, positive=True)
+        _finite(f"{where}.energy_j", self.energy_j, optional=True)
+        _finite(f"{where}.energy_accuracy_rel", self.energy_accuracy_rel, optional=True)
+        bt = np.asarray(self.batch_time_ms, dtype=np.float64)
+        if bt.ndim != 1 or bt.size == 0 or not np.all(np.isfinite(bt)) or not np.all(bt > 0):
+            raise _bad(f"{where}.batch_time_ms", f"{bt.size} values", "a non-empty list of finite times > 0 (ms)")
+        object.__setattr__(self, "batch_time_ms", bt)
+
+    @property
+    def core_phase_s(self) -> float:
+        return self.t_end_s - self.t_begin_s
+
+    @property
+    def flops_total(self) -> float:
+        return self.flops_per_batch * len(self.batch_time_ms)
+
+
+def device_load(measurement: Mapping[str, Any], *, rack: str, node: str, t_begin_s: float, t_end_s: float) -> DeviceLoad:
+    """A :class:`DeviceLoad` from a measurement object (results/README.md) and its core phase's
+    edges on rank 0's timeline; checks that the batches add up to the recorded ``flops_total``."""
+    where = f"measurement {measurement.get('id')!r}"
+    try:
+        samples = measurement["samples"]
+        bt = samples["batch_time_ms"]
+        flops_per_batch = float(measurement["flops_per_gemm"]) * int(samples["iters_per_batch"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _bad(f"{where}.samples/flops_per_gemm", repr(e), "samples.batch_time_ms, samples.iters_per_batch and flops_per_gemm") from None
+    load = DeviceLoad(rack=rack, node=node, device=int(measurement["device"]), dtype=str(measurement["dtype"]),
+                      t_begin_s=t_begin_s, t_end_s=t_end_s, batch_time_ms=bt, flops_per_batch=flops_per_batch,
+                      valid=bool(measurement.get("valid")), grade=str(measurement.get("grade")),
+                      energy_j=measurement.get("energy_j"))
+    total = measurement.get("flops_total")
+    if total is not None and not math.isclose(load.flops_total, float(total), rel_tol=1e-9):
+        raise _bad(f"{where}.flops_total", total, f"flops_per_gemm × iters_per_batch × batches = {load.flops_total:.6g}")
+    return load
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """A power source and what it states about itself.
+
+    ``interval_s``: how long each reading averages (0 for an instantaneous one); ``period_s``: the
+    nominal spacing of readings (None: the median spacing of the readings); ``resolution_j``: the
+    energy counter's step (counter sources).
+    """
+
+    source_id: str
+    scope: MeterScope
+    method: MeterMethod
+    accuracy_rel: float
+    resolution_w: float = 0.0
+    interval_s: float = 0.0
+    period_s: float | None = None
+    resolution_j: float = 0.0
+
+    def __post_init__(self) -> None:
+        where = f"meter {self.source_id!r}"
+        if self.scope not in ("rack", "node"):
+            raise _bad(f"{where}.scope", self.scope, "'rack' or 'node'")
+        if self.method not in ("polled", "counter", "meter-log"):
+            raise _bad(f"{where}.method", self.method, "'polled', 'counter' or 'meter-log'")
+        for name in ("accuracy_rel", "resolution_w", "interval_s", "resolution_j"):
+            value = getattr(self, name)
+            _finite(f"{where}.{name}", value)
+            if value < 0:
+                raise _bad(f"{where}.{name}", value, "a number ≥ 0")
+        _finite(f"{where}.period_s", self.period_s, optional=True, positive=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One reading: the interval it covers (equal edges for an instantaneous one), its power and/or
+    energy counter value; ``ok=False`` for a failed read, with ``error``."""
+
+    t_begin_s: float
+    t_end_s: float
+    power_w: float | None = None
+    energy_j: float | None = None
+    ok: bool = True
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        _finite("reading.t_begin_s", self.t_begin_s)
+        _finite("reading.t_end_s", self.t_end_s)
+        if self.t_end_s < self.t_begin_s:
+            raise _bad("reading.t_end_s", self.t_end_s, f"≥ t_begin_s ({self.t_begin_s})")
+        _finite("reading.power_w", self.power_w, optional=True)
+        _finite("reading.energy_j", self.energy_j, optional=True)
+
+    @property
+    def t_mid_s(self) -> float:
+        return 0.5 * (self.t_begin_s + self.t_end_s)
+
+
+@dataclass(frozen=True)
+class MeterSeries:
+    """Every reading of one source, in any order."""
+
+    spec: MeterSpec
+    readings: Sequence[Reading]
+
+
+@dataclass(frozen=True)
+class RackInput:
+    """One rack: its nodes, the device count the site inventory declares, every device load (all
+    dtypes), its rack meters (several are summed: A and B feeds), each node's meters (summed per
+    node) and the same rack meters' readings before the load (``idle``)."""
+
+    rack: str
+    nodes: Sequence[str]
+    devices_expected: int
+    loads: Sequence[DeviceLoad]
+    rack_meters: Sequence[MeterSeries] = ()
+    node_meters: Mapping[str, Sequence[MeterSeries]] = field(default_factory=dict)
+    idle: Sequence[MeterSeries] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.devices_expected, bool) or not isinstance(self.devices_expected, int) or self.devices_expected < 0:
+            raise _bad(f"rack {self.rack!r}.devices_expected", self.devices_expected, "an integer ≥ 0")
+        nodes = set(self.nodes)
+        if len(nodes) != len(self.nodes):
+            raise _bad(f"rack {self.rack!r}.nodes", list(self.nodes), "distinct node names")
+        seen: set[tuple[str, int, str]] = set()
+        for ld in self.loads:
+            if ld.rack != self.rack:
+                raise _bad(f"load {ld.node}/{ld.device}.rack", ld.rack, f"this rack, {self.rack!r}")
+            if ld.node not in nodes:
+                raise _bad(f"load {ld.node}/{ld.device}.node", ld.node, f"one of the rack's nodes {sorted(nodes)}")
+            key = (ld.node, ld.device, ld.dtype)
+            if key in seen:
+                raise _bad(f"rack {self.rack!r}.loads", key, "one load per node, device and dtype")
+            seen.add(key)
+        for node in self.node_meters:
+            if node not in nodes:
+                raise _bad(f"rack {self.rack!r}.node_meters", node, f"one of the rack's nodes {sorted(nodes)}")
+
+
+# -- FLOPs ---------------------------------------------------------------------------------------
+def flops_in_window(load: DeviceLoad, t_begin_s: float, t_end_s: float) -> float:
+    """FLOPs of the load's batches inside ``[t_begin_s, t_end_s]``.
+
+    Batches run back to back from ``load.t_begin_s``; batch j ends at t_begin + the cumulative
+    batch times, stretched to the core phase (× core_phase_s / Σ batch_time), because the device
+    times omit the host's gaps between batches: spreading those gaps evenly places each batch where
+    the wall clock saw it, and the whole phase holds exactly ``flops_total``. The batch that
+    straddles an edge is pro-rated by the fraction of its time inside the window (the device
+    does its work evenly over a batch); batches outside count 0.
+    """
+    bt = load.batch_time_ms
+    cum = np.cumsum(bt)
+    scale_s = load.core_phase_s / cum[-1]
+    ends = load.t_begin_s + cum * scale_s
+    begins = ends - bt * scale_s
+    inside = np.minimum(ends, t_end_s) - np.maximum(begins, t_begin_s)
+    np.clip(inside, 0.0, None, out=inside)
+    return float(load.flops_per_batch * np.sum(inside / (bt * scale_s)))
+
+
+# -- energy of one source -----------------------------------------------------------------------
+@dataclass
+class SourceEnergy:
+    """Energy of one source over the window, its standard uncertainty and how it was obtained."""
+
+    source_id: str
+    method: str
+    status: Status
+    reason: str | None = None
+    energy_j: float | None = None
+    u_energy_j: float | None = None  # standard (1σ) uncertainty, absolute
+    readings_inside: int = 0
+    readings_dropped_at_edges: int = 0
+    components_rel: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self, window_s: float) -> dict[str, Any]:
+        ok = self.status == "ok" and self.energy_j is not None
+        return {
+            "source": self.source_id, "method": self.method, "status": self.status, "reason": self.reason,
+            "energy_j": self.energy_j if ok else None,
+            "power_w": self.energy_j / window_s if ok else None,  # type: ignore[operator]
+            "uncertainty_rel": (self.u_energy_j / self.energy_j) if ok and self.energy_j else None,  # type: ignore[operator]
+            "readings_inside": self.readings_inside, "readings_dropped_at_edges": self.readings_dropped_at_edges,
+            "uncertainty_components_rel": self.components_rel,
+        }
+
+
+def _period_s(spec: MeterSpec, times: Sequence[float]) -> float | None:
+    """The nominal spacing of readings, or the median spacing of the successful ones."""
+    if spec.period_s is not None:
+        return spec.period_s
+    diffs = [b - a for a, b in zip(times, times[1:]) if b > a]
+    return statistics.median(diffs) if diffs else None
+
+
+def _combine_rel(energy_j: float, comps: dict[str, float]) -> float:
+    return energy_j * math.sqrt(sum(c * c for c in comps.values()))
+
+
+def _polled_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) -> SourceEnergy:
+    spec = series.spec
+    out = SourceEnergy(spec.source_id, spec.method, "missing")
+    window_s = t1 - t0
+    inside: list[Reading] = []
+    failed: list[Reading] = []
+    good_mid: list[float] = []
+    for r in series.readings:
+        good = r.ok and r.power_w is not None
+        if good:
+            good_mid.append(r.t_mid_s)
+        if r.t_end_s < t0 or r.t_begin_s > t1 or (r.t_end_s > r.t_begin_s and (r.t_end_s <= t0 or r.t_begin_s >= t1)):
+            continue  # wholly outside (an interval that only touches an edge is outside)
+        if r.t_begin_s < t0 or r.t_end_s > t1:
+            out.readings_dropped_at_edges += 1  # straddles an edge: only part of it is the window's
+        elif good:
+            inside.append(r)
+        else:
+            failed.append(r)
+    inside.sort(key=lambda r: r.t_begin_s)
+    good_mid.sort()
+    out.readings_inside = n = len(inside)
+    if failed:
+        first = min(failed, key=lambda r: r.t_begin_s)
+        out.reason = (f"{spec.source_id}: {len(failed)} failed read(s) inside the window, first at "
+                      f"t={first.t_begin_s:.3f} s ({first.error or 'no power value'})")
+        return out
+    period = _period_s(spec, good_mid)
+    if period is not None:
+        marks = [t0, *(r.t_mid_s for r in inside), t1]
+        gaps = [b - a for a, b in zip(marks, marks[1:])]
+        i_gap = max(range(len(gaps)), key=gaps.__getitem__)
+        if gaps[i_gap] > rules.max_gap_periods * max(period, spec.interval_s):
+            out.reason = (f"{spec.source_id}: no reading for {gaps[i_gap]:.3f} s from t={marks[i_gap]:.3f} s "
+                          f"(> {rules.max_gap_periods:g} × {max(period, spec.interval_s):.3g} s): source dead or stalled")
+            return out
+    powers = [float(r.power_w) for r in inside]  # type: ignore[arg-type]
+    if n >= 2 and min(powers) == max(powers):
+        out.reason = f"{spec.source_id}: stale: value frozen at {powers[0]:g} W over the whole window ({n} readings)"
+        return out
+    short = []
+    if n < rules.min_readings_inside:
+        short.append(f"{n} reading(s) wholly inside the window (< {rules.min_readings_inside})")
+    if spec.interval_s > rules.max_interval_fraction * window_s:
+        short.append(f"each reading averages {spec.interval_s:g} s (> {rules.max_interval_fraction:.0%} of the {window_s:.3f} s window)")
+    if period is not None and period > rules.max_period_s * (1 + rules.period_jitter_rel):
+        short.append(f"one reading every {period:.3g} s (< {1 / rules.max_period_s:g} Hz)")
+    if short:
+        out.status, out.reason = "insufficient", f"{spec.source_id}: " + "; ".join(short)
+        return out
+    mean_w = statistics.fmean(powers)
+    out.energy_j = mean_w * window_s
+    comps = {"accuracy": spec.accuracy_rel}
+    if mean_w > 0:
+        comps["sampling"] = statistics.stdev(powers) / math.sqrt(n) / mean_w
+        comps["resolution"] = spec.resolution_w / math.sqrt(12) / mean_w
+    out.components_rel = comps
+    out.u_energy_j = _combine_rel(out.energy_j, comps)
+    out.status = "ok"
+    return out
+
+
+def _counter_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) -> SourceEnergy:
+    spec = series.spec
+    out = SourceEnergy(spec.source_id, spec.method, "missing")
+    pts = sorted((PowerSample(t_s=r.t_mid_s, energy_j=r.energy_j) for r in series.readings
+                  if r.ok and r.energy_j is not None), key=lambda s: s.t_s)
+    failed = sum(1 for r in series.readings if not r.ok and t0 <= r.t_mid_s <= t1)
+    e0, e1 = _counter_at(pts, t0), _counter_at(pts, t1)
+    if e0 is None or e1 is None:
+        edge = "begin" if e0 is None else "end"
+        out.reason = f"{spec.source_id}: no successful counter reads on both sides of the window's {edge}"
+        return out
+    times = [s.t_s for s in pts]
+    period = _period_s(spec, times)
+    # the counter reads that bracket each edge, and every read between them
+    lo = max(i for i, t in enumerate(times) if t <= t0)
+    hi = min(i for i, t in enumerate(times) if t >= t1)
+    used = pts[lo:hi + 1]
+    out.readings_inside = sum(1 for s in used if t0 <= s.t_s <= t1)
+    values = [float(s.energy_j) for s in used]  # type: ignore[arg-type]
+    if any(b < a for a, b in zip(values, values[1:])):
+        out.reason = f"{spec.source_id}: counter went backwards inside the window"
+        return out
+    if e1 <= e0:
+        out.reason = f"{spec.source_id}: stale: counter frozen at {e0:g} J over the whole window"
+        return out
+    # edge gaps: the interpolation is exact for constant power across the bracketing reads
+    edge_gaps = []
+    for t in (t0, t1):
+        before = max(s.t_s for s in used if s.t_s <= t)
+        after = min(s.t_s for s in used if s.t_s >= t)
+        edge_gaps.append(after - before)
+    if period is not None and max(edge_gaps) > rules.max_gap_periods * period:
+        out.reason = (f"{spec.source_id}: counter reads around an edge are {max(edge_gaps):.3f} s apart "
+                      f"(> {rules.max_gap_periods:g} × {period:.3g} s)")
+        return out
+    out.energy_j = e1 - e0
+    seg_w = [(b.energy_j - a.energy_j) / (b.t_s - a.t_s) for a, b in zip(used, used[1:]) if b.t_s > a.t_s]  # type: ignore[operator]
+    spread_w = statistics.stdev(seg_w) if len(seg_w) >= 2 else 0.0
+    comps = {
+        "accuracy": spec.accuracy_rel,
+        # two reads, each quantised: variance 2 × q²/12
+        "resolution": spec.resolution_j / math.sqrt(6) / out.energy_j,
+        # power may vary inside the bracketing intervals: ± half the gap × the power's spread per edge
+        "edges": math.hypot(*(0.5 * g * spread_w for g in edge_gaps)) / out.energy_j,
+    }
+    out.components_rel = comps
+    out.u_energy_j = _combine_rel(out.energy_j, comps)
+    out.status = "ok"
+    if failed:
+        out.reason = f"{spec.source_id}: {failed} failed read(s) inside the window (the counter bridges them)"
+    return out
+
+
+def source_energy(series: MeterSeries, t_begin_s: float, t_end_s: float, rules: RackRules = RULES) -> SourceEnergy:
+    """Energy of one source over exactly ``[t_begin_s, t_end_s]``.
+
+    * ``counter``: the counter interpolated linearly at each edge between the successful reads on
+      both sides (both edges must be bracketed, and those reads ≤ 3 periods apart); the counter
+      must advance and never go backwards. Failed reads between the edges do not matter.
+      Uncertainty: stated accuracy ⊕ quantisation of two reads (resolution_j/√6) ⊕ per edge half
+      the bracketing gap × the spread of the counter-derived power.
+    * ``polled`` / ``meter-log`` (readings that are samples or interval averages): only readings
+      wholly inside the window count; those straddling an edge are dropped and counted. Energy =
+      mean power of the inside readings × window length. Each reading is the average over its own
+      interval (or a sample of the load): their mean estimates the window's mean power without
+      any value outside the window. A trapezoid would treat interval averages as point values at
+      their midpoints and need the power at the edges, which is a held or extrapolated value — what
+      the methodology forbids. Needs ≥ 10 readings inside, each interval ≤ 10 % of the window and
+      ≥ 1 Hz (else ``insufficient``); a failed read inside, a gap > 3 periods (edges included) or
+      a value frozen over the whole window is ``missing``. Uncertainty: stated accuracy (taken as a
+      standard uncertainty: conservative, a maximum-error bound would be a/√3) ⊕ the standard
+      error of the mean of the readings (an underestimate when readings are correlated, small
+      beside the accuracy under a steady GEMM load) ⊕ resolution_w/√12.
+    """
+    if series.spec.method == "counter":
+        return _counter_energy(series, t_begin_s, t_end_s, rules)
+    return _polled_energy(series, t_begin_s, t_end_s, rules)
+
+
+# -- the rack figure -----------------------------------------------------------------------------
+@dataclass
+class _Candidate:
+    """One way to get the rack's energy (one assurance level), from one or more sources."""
+
+    assurance: str
+    sources: list[SourceEnergy]
+    method: str
+    note: str | None = None
+    status: Status = "ok"
+    reason: str | None = None
+
+    @property
+    def energy_j(self) -> float:
+        return sum(s.energy_j for s in self.sources)  # type: ignore[misc]
+
+    @property
+    def u_energy_j(self) -> float:
+        # independent meters: absolute uncertainties add in quadrature
+        return math.sqrt(sum(s.u_energy_j ** 2 for s in self.sources))  # type: ignore[operator]
+
+
+def _worst(statuses: Sequence[Status]) -> Status:
+    return max(statuses, key=STATUSES.index) if statuses else "ok"
+
+
+def _candidate(assurance: str, sources: list[SourceEnergy], extra_missing: list[str] | None = None) -> _Candidate:
+    methods = {s.method for s in sources}
+    cand = _Candidate(assurance, sources, methods.pop() if len(methods) == 1 else "mixed")
+    bad = [s for s in sources if s.status != "ok"]
+    reasons = list(extra_missing or []) + [s.reason for s in bad if s.reason]
+    cand.status = "missing" if extra_missing else _worst([s.status for s in bad])
+    notes = [s.reason for s in sources if s.status == "ok" and s.reason]
+    if reasons:
+        cand.reason = "; ".join(reasons)
+    cand.note = "; ".join(notes) or None
+    return cand
+
+
+def _meter_candidates(inp: RackInput, t0: float, t1: float, rules: RackRules) -> list[_Candidate]:
+    out = []
+    if inp.rack_meters:
+        out.append(_candidate("rack-meter", [source_energy(s, t0, t1, rules) for s in inp.rack_meters]))
+    if any(inp.node_meters.values()):
+        bare = [n for n in inp.nodes if not inp.node_meters.get(n)]
+        sources = [source_energy(s, t0, t1, rules) for n in inp.nodes for s in inp.node_meters.get(n, ())]
+        out.append(_candidate("node-meters", sources, [f"node {n} has no node meter" for n in bare]))
+    return out
+
+
+def _device_candidate(loads: Sequence[DeviceLoad], window_s: float, rules: RackRules) -> _Candidate | None:
+    """Device counters summed. Each counter brackets the device's own core phase, which holds the
+    rack window: its mean power there × the window is the device's energy in the window."""
+    if not any(ld.energy_j is not None for ld in loads):
+        return None
+    sources = []
+    for ld in loads:
+        sid = f"device:{ld.node}/{ld.device}"
+        if ld.energy_j is None or ld.energy_j <= 0:
+            why = "no energy reading" if ld.energy_j is None else f"implausible: energy {ld.energy_j:g} J (expected > 0)"
+            sources.append(SourceEnergy(sid, "counter", "missing", f"{sid}: {why}"))
+            continue
+        energy = ld.energy_j * window_s / ld.core_phase_s
+        acc = ld.energy_accuracy_rel if ld.energy_accuracy_rel is not None else rules.device_counter_accuracy_rel
+        sources.append(SourceEnergy(sid, "counter", "ok", None, energy, acc * abs(energy), components_rel={"accuracy": acc}))
+    cand = _candidate("device-counters", sources)
+    cand.note = "device counters over each device's own core phase, scaled to the rack window (mean power × window)"
+    return cand
+
+
+def _plausible(cand: _Candidate, flops: float, best_gflops_per_w: float | None, rules: RackRules) -> None:
+    """Refuse (status missing, 'implausible: …') a zero/negative energy or a figure above the best device's."""
+    if cand.status != "ok":
+        return
+    energy = cand.energy_j
+    if not energy > 0:
+        cand.status, cand.reason = "missing", f"implausible: energy {energy:g} J over the window (expected > 0)"
+        return
+    figure = flops / energy / 1e9
+    if best_gflops_per_w is not None and figure > best_gflops_per_w * (1 + rules.plausibility_rel_tol):
+        cand.status = "missing"
+        cand.reason = (f"implausible: {cand.assurance} figure {figure:.6g} GFLOPS/W is above the best device's "
+                       f"own {best_gflops_per_w:.6g} GFLOPS/W")
+
+
+def _best_device_gflops_per_w(loads: Sequence[DeviceLoad], flops: Sequence[float], window_s: float) -> float | None:
+    """Max over devices of (FLOPs counted in the window) / (its mean power × window); None unless every
+    device has an energy reading (otherwise the max is no bound for the rack)."""
+    if not loads or any(ld.energy_j is None or ld.energy_j <= 0 for ld in loads):
+        return None
+    return max(f / (ld.energy_j * window_s / ld.core_phase_s) / 1e9 for ld, f in zip(loads, flops))  # type: ignore[operator]
+
+
+def _idle_power_w(idle: Sequence[MeterSeries]) -> float | None:
+    """Σ over the idle series of the mean of their successful power readings (counter slope otherwise)."""
+    if not idle:
+        return None
+    total = 0.0
+    for s in idle:
+        ok = [r for r in s.readings if r.ok]
+        powers = [float(r.power_w) for r in ok if r.power_w is not None]
+        counts = sorted((r.t_mid_s, float(r.energy_j)) for r in ok if r.energy_j is not None)
+        if powers:
+            total += statistics.fmean(powers)
+        elif len(counts) >= 2 and counts[-1][0] > counts[0][0]:
+            total += (counts[-1][1] - counts[0][1]) / (counts[-1][0] - counts[0][0])
+        else:
+            return None
+    return total
+
+
+def _cand_summary(c: _Candidate, flops: float, window_s: float) -> dict[str, Any]:
+    ok = c.status == "ok"
+    energy = c.energy_j if ok else None
+    return {
+        "assurance": c.assurance, "power_scope": ASSURANCE_SCOPE[c.assurance], "power_method": c.method,
+        "power_sources": [s.source_id for s in c.sources], "status": c.status, "reason": c.reason, "note": c.note,
+        "energy_j": energy, "power_w": energy / window_s if energy else None,
+        "gflops_per_w": flops / energy / 1e9 if energy else None,
+        "uncertainty_rel": c.u_energy_j / energy if energy else None,
+        "readings_inside": sum(s.readings_inside for s in c.sources),
+        "readings_dropped_at_edges": sum(s.readings_dropped_at_edges for s in c.sources),
+        "sources": [s.as_dict(window_s) for s in c.sources],
+    }
+
+
+def rack_figure(inp: RackInput, dtype: str, rules: RackRules = RULES) -> dict[str, Any]:
+    """The rack aggregate of one dtype, in the fleet contract's format (plus ``alternatives``,
+    ``phases_aligned``, ``phase_spread_s``, ``best_device_gflops_per_w``, ``notes``)."""
+    loads = sorted((ld for ld in inp.loads if ld.dtype == dtype), key=lambda ld: (ld.node, ld.device))
+    out: dict[str, Any] = {
+        "scope": "rack", "rack_id": inp.rack, "dtype": dtype, "nodes": list(inp.nodes),
+        "devices": len(loads), "devices_expected": inp.devices_expected,
+        "devices_valid": sum(1 for ld in loads if ld.valid),
+        "t_begin_s": None, "t_end_s": None, "window_s": None, "flops": None, "tflops": None,
+        "energy_j": None, "power_w": None, "idle_power_w": _idle_power_w(inp.idle),
+        "gflops_per_w": None, "gflops_per_w_low": None, "gflops_per_w_high": None, "uncertainty_rel": None,
+        "assurance": None, "power_scope": None, "power_method": None, "power_sources": [],
+        "readings_inside": 0, "readings_dropped_at_edges": 0,
+        "status": "missing", "reason": None, "grade": "smoke", "valid": False,
+        "phases_aligned": None, "phase_spread_s": None, "best_device_gflops_per_w": None,
+        "alternatives": [], "notes": [],
+    }
+    if not loads:
+        out["reason"] = f"no device of rack {inp.rack} measured {dtype}"
+        return out
+    begins = [ld.t_begin_s for ld in loads]
+    ends = [ld.t_end_s for ld in loads]
+    t0, t1 = max(begins), min(ends)
+    spread = max(max(begins) - min(begins), max(ends) - min(ends))
+    out["phase_spread_s"] = spread
+    out["phases_aligned"] = spread <= rules.max_phase_spread_s
+    if not out["phases_aligned"]:
+        out["notes"].append(f"devices' core phases not aligned: edges spread by {spread:.3f} s (> {rules.max_phase_spread_s:g} s)")
+    if t1 <= t0:
+        out["reason"] = f"the devices' core phases do not overlap (latest begin {t0:.3f} s ≥ earliest end {t1:.3f} s)"
+        return out
+    window_s = t1 - t0
+    per_device = [flops_in_window(ld, t0, t1) for ld in loads]
+    flops = sum(f for ld, f in zip(loads, per_device) if ld.valid)
+    counted = [f if ld.valid else 0.0 for ld, f in zip(loads, per_device)]
+    best = _best_device_gflops_per_w(loads, counted, window_s)
+    out.update(t_begin_s=t0, t_end_s=t1, window_s=window_s, flops=flops, tflops=flops / window_s / 1e12,
+               best_device_gflops_per_w=best)
+    if all(ld.grade == "assessment" for ld in loads) and window_s >= rules.min_assessment_window_s:
+        out["grade"] = "assessment"
+
+    cands = _meter_candidates(inp, t0, t1, rules)
+    dev = _device_candidate(loads, window_s, rules)
+    if dev is not None:
+        cands.append(dev)
+    for c in cands:
+        _plausible(c, flops, best, rules)
+    chosen = next((c for c in cands if c.status == "ok"), None)
+    out["alternatives"] = [_cand_summary(c, flops, window_s) for c in cands if c is not chosen]
+
+    validity: list[str] = []
+    missing = inp.devices_expected - len(loads)
+    if missing > 0:
+        validity.append(f"{missing} device(s) missing: the inventory declares {inp.devices_expected}, {len(loads)} measured {dtype}")
+    elif missing < 0:
+        validity.append(f"{-missing} device(s) more than the inventory's {inp.devices_expected}")
+    invalid = [f"{ld.node}/{ld.device}" for ld in loads if not ld.valid]
+    if invalid:
+        validity.append(f"invalid device(s), counted as 0 FLOPs: {', '.join(invalid)}")
+
+    if chosen is None:
+        head = cands[0] if cands else None
+        out["status"] = head.status if head else "missing"
+        why = "; ".join(f"{c.assurance}: {c.reason}" for c in cands) if cands else \
+            "no power source: no rack meter, node meter or device counter"
+        out["reason"] = "; ".join([why, *validity])
+        return out
+
+    s = _cand_summary(chosen, flops, window_s)
+    u = s["uncertainty_rel"]
+    k = rules.coverage_k
+    gpw = s["gflops_per_w"]
+    out.update({key: s[key] for key in ("energy_j", "power_w", "gflops_per_w", "uncertainty_rel", "assurance",
+                                        "power_scope", "power_method", "power_sources", "readings_inside",
+                                        "readings_dropped_at_edges")})
+    out.update(gflops_per_w_low=max(0.0, gpw * (1 - k * u)), gflops_per_w_high=gpw * (1 + k * u),
+               uncertainty_components=[{"source": x["source"], **x["uncertainty_components_rel"]} for x in s["sources"]],
+               status="ok", reason="; ".join(validity) or None, valid=not validity)
+    if chosen is not cands[0]:
+        out["notes"].append(f"fell back to {chosen.assurance}: " + "; ".join(f"{c.assurance}: {c.reason}" for c in cands[:cands.index(chosen)]))
+    if chosen.note:
+        out["notes"].append(chosen.note)
+    if best is None:
+        out["notes"].append("not checked against the devices' own GFLOPS/W: not every device has an energy reading")
+    return out
+
+
+def site_figures(racks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Whole-run sums per dtype over rack aggregates: Σ tflops (every rack with a window, and the
+    valid ones), rack counts by status, valid racks, devices measured and expected."""
+    by_dtype: dict[str, dict[str, Any]] = {}
+    for r in racks:
+        d = by_dtype.setdefault(r["dtype"], {"racks": 0, **{st: 0 for st in STATUSES}, "valid": 0, "tflops": 0.0,
+                                             "tflops_valid": 0.0, "devices": 0, "devices_expected": 0})
+        d["racks"] += 1
+        d[r["status"]] += 1
+        d["valid"] += bool(r["valid"])
+        d["tflops"] += r["tflops"] or 0.0
+        d["tflops_valid"] += (r["tflops"] or 0.0) if r["valid"] else 0.0
+        d["devices"] += r["devices"]
+        d["devices_expected"] += r["devices_expected"]
+    return {"scope": "site", "dtypes": by_dtype}
