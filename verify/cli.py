@@ -33,7 +33,8 @@ class BasisOpt(str, Enum):
 
 
 def _fail(message: str) -> None:
-    typer.echo(message, err=True)
+    """Report an input error as the bench CLI does (``error: …`` on stderr) and exit 2."""
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
@@ -55,11 +56,15 @@ def _load(decl_path: Path):
     from .declaration import DeclarationError, load_declaration
     from .rules import RulesError, load_rules
 
+    if not decl_path.is_file():
+        what = "is a directory" if decl_path.is_dir() else "no such file"
+        _fail(f"{decl_path}: {what}; expected a site declaration (YAML), e.g. from `bench example declaration`")
     try:
         decl = load_declaration(decl_path)
         rules = load_rules(decl.spec)
     except DeclarationError as exc:
-        _fail(exc.render())
+        # one problem (the usual case) on one line; several as a list under the first line
+        _fail(f"{exc.source}: {exc.issues[0]}" if len(exc.issues) == 1 else exc.render())
     except RulesError as exc:
         _fail(f"rules: {exc}")
     return decl, rules
@@ -74,7 +79,14 @@ def score_cmd(
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the report to FILE instead of stdout."),
 ) -> None:
-    """Score a site declaration as declared (A1, A2, A3, total, certification)."""
+    """Score a site declaration as declared (A1, A2, A3, total, certification).
+
+    Start from the shipped example: `bench example declaration > site.yaml`, then edit. Values may carry units ("600 Gbps", "12 PB", "1200 PFLOPS", "120 GFLOPS/W", "600万", "45%"); a bare number is in the field's canonical unit. The rules are data (verify/rules/), chosen by the declaration's `spec:`.
+
+    Exit codes: 0 certified, 1 not certified, 2 input error (each problem names the field, the value and what was expected).
+
+    --format json prints one object: a1, a2, a3, total, certified, blocking, indicators (id, met, points, max, value, source), warnings, certified_name, review_dates; the full contract is in the repository's verify/README.md.
+    """
     from .report import render
     from .scoring import score
 
@@ -97,7 +109,10 @@ def verify_cmd(
     no_mandatory_block: bool = typer.Option(False, "--no-mandatory-block", help="Unmet mandatory indicators do not block certification."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the report to FILE instead of stdout."),
 ) -> None:
-    """Score with measured figures from `bench run` records and check each declared claim."""
+    """Score with measured figures from `bench run` records and check each declared claim.
+
+    Exit codes: 0 every claim CONFIRMED, 1 not, 2 input error. Only `assessment`-grade measurements count (`smoke` ones are listed and ignored). --format json adds claims, fp16, domestic_share, efficiency, excluded and all_confirmed to the `bench score` object.
+    """
     from icb_bench.bench.record import RecordError
 
     from .measured import load_records, verify
