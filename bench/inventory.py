@@ -17,7 +17,16 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: the node's name in a multi-node run (``--node-name``; set for the worker processes too)
+NODE_NAME_ENV = "ICB_BENCH_NODE_NAME"
+
+
 def hostname() -> str:
+    """The name measurements carry as ``host``: the node's name in a job, else the hostname."""
+    return os.environ.get(NODE_NAME_ENV) or socket.gethostname() or "localhost"
+
+
+def real_hostname() -> str:
     return socket.gethostname() or "localhost"
 
 
@@ -46,6 +55,7 @@ def host_info() -> dict[str, Any]:
     """Host, OS, CPU and software versions (torch's own build versions come from the backend)."""
     info: dict[str, Any] = {
         "hostname": hostname(),
+        "real_hostname": real_hostname(),
         "os": platform.platform(),
         "kernel": platform.release(),
         "machine": platform.machine(),

@@ -19,14 +19,25 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from . import record
 from .inventory import host_info, hostname, utc_now
 from .plan import RunPlan
-from .runner import measure_device, summarize
+from .runner import BARRIER_TIMEOUT_S, measure_device, summarize
 
 OnEvent = Callable[[str, dict[str, Any]], None]
+
+
+class Coordination(Protocol):
+    """What a multi-node job adds to a node's run (:class:`icb_bench.bench.fleet.NodeLink` fits):
+    the job-wide common start, and being told of finished files and lost devices."""
+
+    def barrier(self, timeout_s: float) -> Any: ...
+
+    def device_lost(self, index: int) -> None: ...
+
+    def ship(self) -> int: ...
 
 
 @dataclass
@@ -231,9 +242,12 @@ def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier
 
 
 def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | None = None,
-            scope_readers: list[Any] | None = None) -> RunOutcome:
+            scope_readers: list[Any] | None = None, coordination: Coordination | None = None,
+            manifest_extra: dict[str, Any] | None = None) -> RunOutcome:
     """Run ``plan``, writing the record to ``run_dir``. ``scope_readers``: opened node/rack
-    readers (BMC, PDU) whose energy brackets each dtype's core phases across all devices."""
+    readers (BMC, PDU) whose energy brackets each dtype's core phases across all devices.
+    ``coordination``: this node's link to a multi-node job (common starts across the job; every
+    finished file shipped to rank 0); ``manifest_extra``: keys added to the manifest."""
     from . import __version__
 
     run_dir = Path(run_dir)
@@ -244,6 +258,7 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
         "plan": plan.to_dict(),
         "host": host_info(),
         "inventory": [],
+        **(manifest_extra or {}),
     })
     writer.start()
     inventory: dict[int, dict[str, Any]] = {}
@@ -253,9 +268,13 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
         if kind == "device":
             inventory[data["device"]] = {**data["info"], "power_reader": data.get("power")}
             writer.update(inventory=[inventory[i] for i in sorted(inventory)])
-        elif kind == "device_failed":
+        elif kind == "device_failed" and data["device"] not in failed:
             failed[data["device"]] = data["error"]
+            if coordination is not None:  # it arrives at no later common start of the job
+                coordination.device_lost(data["device"])
         monitor.on_event(kind, data)
+        if kind == "measurement" and coordination is not None:
+            coordination.ship()  # each measurement reaches rank 0 before the next one starts
         on_event(kind, data)
 
     if scope_readers:
@@ -264,13 +283,14 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
     status = "complete"
     with monitor, _sigterm_as_interrupt():
         try:
+            barrier = coordination.barrier(BARRIER_TIMEOUT_S) if coordination is not None else None
             if len(plan.devices) == 1:
                 try:
-                    measure_device(plan, plan.devices[0], run_dir, lambda kind, **d: handle(kind, d), None, 1)
+                    measure_device(plan, plan.devices[0], run_dir, lambda kind, **d: handle(kind, d), barrier, 1)
                 except Exception as exc:
                     handle("device_failed", {"device": plan.devices[0], "error": f"{type(exc).__name__}: {exc}"})
             else:
-                _run_workers(plan, run_dir, handle, failed)
+                _run_workers(plan, run_dir, handle, failed, barrier)
             monitor.flush(final=True)
         except KeyboardInterrupt:
             status = "interrupted"
@@ -282,10 +302,12 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
     return RunOutcome(run_dir, status, measurements, aggregates, failed)
 
 
-def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, Any]], None], failed: dict[int, str]) -> None:
+def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, Any]], None], failed: dict[int, str],
+                 barrier: Any = None) -> None:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    barrier = ctx.Barrier(len(plan.devices))
+    if barrier is None:  # the node's own common start; a job's spans every node
+        barrier = ctx.Barrier(len(plan.devices))
     procs = {i: ctx.Process(target=_worker, args=(plan.to_dict(), i, str(run_dir), q, barrier, len(plan.devices),
                                                   os.getpid()),
                             name=f"icb-bench-d{i}", daemon=True) for i in plan.devices}
@@ -300,19 +322,20 @@ def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, 
                 continue
             except _queue.Empty:
                 pass
-            if not aborted and any(p.exitcode not in (None, 0) for p in procs.values()):
+            dead = [i for i, p in procs.items() if p.exitcode not in (None, 0)]
+            if dead and not aborted:
                 # a worker that died without reaching its own abort (OOM kill, segfault in a vendor
                 # library) must not keep its peers waiting at the common start
                 barrier.abort()
                 aborted = True
+            for i in dead:
+                if i not in failed:
+                    _drain(q, handle)  # its own last words (device_failed) come first
+                    if i not in failed:
+                        handle("device_failed", {"device": i, "error": f"worker exited with code {procs[i].exitcode}"})
             if all(not p.is_alive() for p in procs.values()):
                 break
-        while True:  # drain what arrived after the last process ended
-            try:
-                kind, data = q.get_nowait()
-            except _queue.Empty:
-                break
-            handle(kind, data)
+        _drain(q, handle)  # what arrived after the last process ended
         for i, p in procs.items():
             p.join()
             if p.exitcode not in (0, None) and i not in failed:
@@ -323,6 +346,15 @@ def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, 
         for p in procs.values():
             p.join(timeout=5)
         raise
+
+
+def _drain(q: Any, handle: Callable[[str, dict[str, Any]], None]) -> None:
+    while True:
+        try:
+            kind, data = q.get_nowait()
+        except _queue.Empty:
+            return
+        handle(kind, data)
 
 
 __all__ = ["execute", "new_run_id", "node_aggregates", "RunOutcome", "summarize"]

@@ -97,6 +97,12 @@ class RunRecord:
     path: Path
     manifest: dict[str, Any]
     measurements: list[dict[str, Any]] = field(default_factory=list)
+    #: the shards (fleet) or runs (site) a composite record is made of
+    parts: list["RunRecord"] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind") or "node")
 
     @property
     def run_id(self) -> str:
@@ -195,9 +201,25 @@ def file_index(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def load_run(path: Path | str) -> RunRecord:
-    """Read a record directory (complete or partial). Raises :class:`RecordError` with a clear message."""
+    """Read a record directory (complete or partial). Raises :class:`RecordError` with a clear message.
+
+    A fleet record (``kind: fleet``) holds one shard per node below ``nodes/``; a site record
+    (``kind: site``, from `bench merge`) holds whole runs below ``runs/``. Their measurements are
+    read from every shard, each annotated with ``rack_id`` where the fleet knew the node's rack.
+    """
     path = Path(path)
+    manifest = _read_manifest(path)
+    if manifest.get("kind") in COMPOSITE_KINDS:
+        parts = _load_parts(path, manifest)
+        measurements = [m for part in parts for m in part.measurements]
+        return RunRecord(path=path, manifest=manifest, measurements=_sorted(measurements), parts=parts)
+    return RunRecord(path=path, manifest=manifest, measurements=_sorted(load_measurements(path)))
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
     mpath = path / MANIFEST
+    if not path.exists():
+        raise RecordError(f"{path}: no such directory")
     if not mpath.is_file():
         raise RecordError(f"{path}: not a bench run record (no {MANIFEST})")
     try:
@@ -212,8 +234,13 @@ def load_run(path: Path | str) -> RunRecord:
     for key, kind in _MANIFEST_TYPES.items():
         if manifest.get(key) is not None and not isinstance(manifest[key], kind):
             raise RecordError(f"{mpath}: {key!r} is a JSON {type(manifest[key]).__name__}, expected {_JSON_NAME[kind]}")
+    return manifest
+
+
+def load_measurements(path: Path) -> list[dict[str, Any]]:
+    """Every measurement file of one (single-node) record directory, checked."""
     measurements = []
-    mdir = path / MEASUREMENTS_DIR
+    mdir = Path(path) / MEASUREMENTS_DIR
     if mdir.is_dir():
         for p in sorted(mdir.glob("*.json")):
             try:
@@ -222,8 +249,55 @@ def load_run(path: Path | str) -> RunRecord:
                 raise RecordError(f"{p}: unreadable measurement ({exc})") from exc
             _check_measurement(p, m)
             measurements.append(m)
-    measurements.sort(key=lambda m: (str(m.get("host", "")), m.get("device", 0), m.get("seq", 0), str(m.get("dtype", ""))))
-    return RunRecord(path=path, manifest=manifest, measurements=measurements)
+    return measurements
+
+
+def _sorted(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(measurements, key=lambda m: (str(m.get("host", "")), m.get("device", 0), m.get("seq", 0), str(m.get("dtype", ""))))
+
+
+#: manifests that describe a run made of other records: (key listing the parts, key of a part's path)
+COMPOSITE_KINDS = {"fleet": ("nodes", "shard"), "site": ("runs", "path")}
+
+
+def _inside(root: Path, rel: Any) -> Path:
+    """``root/rel`` when it names a directory inside ``root`` (no ``..``, no absolute path, no
+    link leading out), else RecordError."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in Path(rel).parts:
+        raise RecordError(f"{root}: part path {rel!r} is not a relative path inside the record")
+    p = root / rel
+    try:
+        if not p.resolve().is_relative_to(root.resolve()):
+            raise RecordError(f"{root}: part {rel!r} leads outside the record")
+    except OSError as exc:
+        raise RecordError(f"{root}: part {rel!r} is unreadable ({exc})") from exc
+    return p
+
+
+def _load_parts(path: Path, manifest: dict[str, Any]) -> list[RunRecord]:
+    list_key, path_key = COMPOSITE_KINDS[manifest["kind"]]
+    entries = manifest.get(list_key)
+    if not isinstance(entries, list):
+        raise RecordError(f"{path / MANIFEST}: {list_key!r} is missing; a {manifest['kind']} record lists its parts")
+    parts = []
+    for e in entries:
+        if not isinstance(e, dict):
+            raise RecordError(f"{path / MANIFEST}: an entry of {list_key!r} is not an object")
+        sub = _inside(path, e.get(path_key))
+        if (sub / MANIFEST).is_file():
+            part = load_run(sub)
+        elif sub.is_dir():  # a node that died before its manifest arrived: what it shipped
+            part = RunRecord(path=sub, manifest={"run_id": sub.name, "status": "missing"},
+                             measurements=load_measurements(sub))
+        else:
+            continue
+        rack = e.get("rack")
+        for m in part.measurements:
+            if rack is not None and m.get("rack_id") is None:
+                m["rack_id"] = rack
+            m.setdefault("_part", str(e.get(path_key)))
+        parts.append(part)
+    return parts
 
 
 #: manifest keys whose JSON type readers rely on

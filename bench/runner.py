@@ -74,8 +74,12 @@ def build_measurement(
     ended_at: str,
     trace_file: str | None,
     workload: dict[str, Any] | None = None,
+    core_window: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """Assemble one measurement object (the format in results/README.md). Pure: no I/O."""
+    """Assemble one measurement object (the format in results/README.md). Pure: no I/O.
+
+    ``core_window``: the core phase's edges on this host's ``time.monotonic()`` clock, which a
+    fleet run maps onto rank 0's timeline to line up devices and rack meters."""
     m, n, k = shape
     flops = 2 * m * n * k
     per_batch_flops = flops * timed.iters_per_batch
@@ -145,6 +149,8 @@ def build_measurement(
         "fraction_of_peak": (st.median / peak["tflops"]) if peak and peak.get("tflops") else None,
         "started_at": started_at,
         "ended_at": ended_at,
+        "core_window": ({"t_begin_s": core_window[0], "t_end_s": core_window[1], "clock": "monotonic"}
+                        if core_window else None),
     }
 
 
@@ -287,7 +293,7 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
         shape=(best.m, best.n, best.k), shape_search=_plain(tried), timed=timed, window=window,
         telemetry=_plain(sampler.telemetry(win)), correctness=corr, mode_probe=probe, numeric_mode=_plain(flags),
         peak=_plain(pk) if pk else None, started_at=started, ended_at=ended, trace_file=trace_file,
-        workload=workload,
+        workload=workload, core_window=(win.t_begin_s, win.t_end_s),
     )
 
 

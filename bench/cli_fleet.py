@@ -1,0 +1,125 @@
+"""`bench run` inside a multi-node job (torchrun, srun, a Kubernetes operator), and `bench merge`.
+
+The launcher's environment decides: :func:`icb_bench.bench.launch_env.detect_launch` finds the
+job; without one, `bench run` measures this node alone, as ever.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import record
+
+
+class FleetUsageError(Exception):
+    """A fleet option or the launcher's environment is wrong (one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class FleetArgs:
+    node_name: str | None
+    site: Path | None
+    timeout_s: float
+    dead_after_s: float
+
+
+def detect() -> Any:
+    """The job this process belongs to, or None; a broken launcher environment is a usage error."""
+    from .launch_env import LaunchError, detect_launch
+
+    try:
+        return detect_launch()
+    except LaunchError as exc:
+        raise FleetUsageError(f"launcher environment: {exc}") from exc
+
+
+def check_node_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    ok = name and len(name) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_.") for c in name) and name[0] != "."
+    if not ok:
+        raise FleetUsageError(f"--node-name: {name!r} is not a node name; expected 1-64 ASCII letters, digits, '-', '_' or '.'")
+    return name
+
+
+def run_fleet(launch: Any, plan: Any, out: Path | None, args: FleetArgs, on_event: Any,
+              scope_readers: list[Any]) -> tuple[Path, int, bool]:
+    """Join the job and measure this node; returns (run directory, exit code, is rank 0)."""
+    from .fleet import FleetError
+    from .fleet_job import join
+    from .fleet_run import FleetOptions, run_node
+    from .inventory import NODE_NAME_ENV, real_hostname
+
+    monitor = None
+    site = None
+    if args.site is not None:
+        site = _load_site(args.site)
+    try:
+        job = join(launch, args.node_name, real_hostname(), plan, args.timeout_s)
+    except FleetError as exc:
+        raise FleetUsageError(str(exc)) from exc
+    os.environ[NODE_NAME_ENV] = job.node  # measurements and workers carry the node's name
+    run_dir = Path(out) if out is not None else Path("results") / job.run_id
+    if job.is_root and site is not None:
+        from .fleet_power import SiteMonitor
+
+        monitor = SiteMonitor(site, args.site.parent, [n["name"] for n in job.nodes], plan)
+    opts = FleetOptions(timeout_s=args.timeout_s, dead_after_s=args.dead_after_s, site=site, extra_monitor=monitor)
+    try:
+        res = run_node(job, plan, run_dir, on_event, opts, scope_readers=scope_readers)
+    finally:
+        job.close()
+    return (run_dir if job.is_root else run_dir / "nodes" / job.node), res.exit_code, job.is_root
+
+
+def _load_site(path: Path) -> Any:
+    from .site import SiteError, load_site
+
+    try:
+        return load_site(path)
+    except SiteError as exc:
+        raise FleetUsageError(str(exc)) from exc
+
+
+# ------------------------------------------------------------------------------- bench merge
+
+
+def merge_runs(out: Path, runs: list[Path]) -> dict[str, Any]:
+    """A site record: each run copied whole below ``out/runs/<run-id>``, listed with its digest.
+
+    Runs stay separate (their windows and meters belong to their own day); measurements of all of
+    them are read through the one record.
+    """
+    import shutil
+
+    from .inventory import utc_now
+
+    if (out / record.MANIFEST).exists():
+        raise FleetUsageError(f"OUT: {out} already holds a record; choose a new directory")
+    recs = []
+    for p in runs:
+        try:
+            recs.append(record.load_run(p))
+        except record.RecordError as exc:
+            raise FleetUsageError(f"RUN: {exc}") from exc
+    ids = [r.run_id for r in recs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise FleetUsageError(f"RUN: run {dup[0]!r} is given more than once")
+    entries = []
+    for rec in recs:
+        rel = f"runs/{rec.run_id}"
+        dest = out / rel
+        shutil.copytree(rec.path, dest, symlinks=True)
+        entries.append({"run_id": rec.run_id, "path": rel, "kind": rec.kind, "status": rec.status,
+                        "sha256": record.sha256_file(dest / record.MANIFEST),
+                        "hosts": sorted({str(m.get("host")) for m in rec.measurements})})
+    manifest = {"schema": record.SCHEMA, "kind": "site", "run_id": out.name, "created_at": utc_now(),
+                "status": "complete" if all(e["status"] == "complete" for e in entries) else "partial",
+                "runs": entries, "aggregates": []}
+    manifest["files"] = record.file_index(out)
+    record.atomic_write_json(out / record.MANIFEST, manifest)
+    return manifest

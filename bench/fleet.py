@@ -1,0 +1,429 @@
+"""Coordination of many nodes in one run, over the job's key-value store (torch.distributed's TCPStore).
+
+Every node of a job runs one ``bench run`` process (it drives all the node's devices in its own
+worker processes). Rank 0 also runs a :class:`Coordinator` thread. What travels through the store:
+
+* **Common starts.** Every device of every node arrives at the same sequence of barriers (one per
+  dtype, before its core phase). A device adds itself to ``arrive/<b>``; the coordinator sets
+  ``go/<b>`` once every device still alive has arrived, so all core phases start together, to
+  within the store's round trip. A node that never arrives is waited for at most ``timeout_s``,
+  then the others start without it and the record says so — a clear timeout, not a hang.
+* **Liveness.** Each node's parent writes a heartbeat; a node whose heartbeat stops for
+  ``dead_after_s`` is dead: its devices no longer hold up any barrier. A device whose worker died is
+  reported ``lost`` by its node.
+* **Shards.** Each node ships every file of its shard (measurements as they finish, traces, and
+  at the end its manifest) to rank 0 through a store queue, so rank 0 ends with the whole run on
+  its own disk even where nodes share no filesystem.
+
+The store outlives a dead node (with torchrun it lives in the launcher's agent), so a node dying
+mid-run costs its own measurements only. Nothing here imports torch at module level: the worker
+processes connect lazily.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+#: how often the coordinator looks at barrier counters (the start skew it adds, at most)
+POLL_S = 0.005
+#: how often a node's parent writes its heartbeat
+HEARTBEAT_S = 1.0
+#: the bound on the skew between nodes' core phases (MLPerf Power's bound for timestamps)
+MAX_SKEW_S = 0.8
+#: top-level names a shipped file may have inside a node's shard
+SHARD_ENTRIES = ("manifest.json", "measurements", "traces")
+
+
+class FleetError(Exception):
+    """The job's store or a peer failed (reported, never a traceback)."""
+
+
+@dataclass(frozen=True)
+class StoreAddress:
+    """Where the job's store is, and the key prefix of this run (unique per job)."""
+
+    host: str
+    port: int
+    prefix: str
+    timeout_s: float = 60.0
+
+    def connect(self) -> "Store":
+        return Store(self)
+
+
+class Store:
+    """A TCPStore client whose keys carry the run's prefix; torch errors become :class:`FleetError`."""
+
+    def __init__(self, address: StoreAddress):
+        import torch.distributed as dist
+
+        self.address = address
+        self.prefix = address.prefix
+        try:
+            self._s = dist.TCPStore(address.host, address.port, is_master=False, wait_for_workers=False,
+                                    timeout=_dt.timedelta(seconds=address.timeout_s))
+        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/DistStoreError
+            raise FleetError(f"cannot reach the job's store at {address.host}:{address.port}: {exc}") from exc
+
+    def _k(self, key: str) -> str:
+        return f"{self.prefix}/{key}"
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            raise FleetError(f"store {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def set(self, key: str, value: str) -> None:
+        self._call(f"set {key}", lambda: self._s.set(self._k(key), value))
+
+    def get(self, key: str) -> bytes:
+        return self._call(f"get {key}", lambda: self._s.get(self._k(key)))
+
+    def add(self, key: str, amount: int) -> int:
+        return int(self._call(f"add {key}", lambda: self._s.add(self._k(key), amount)))
+
+    def check(self, key: str) -> bool:
+        return bool(self._call(f"check {key}", lambda: self._s.check([self._k(key)])))
+
+    def wait(self, key: str, timeout_s: float) -> None:
+        self._call(f"wait {key}", lambda: self._s.wait([self._k(key)], _dt.timedelta(seconds=timeout_s)))
+
+    def push(self, queue: str, value: str) -> None:
+        self._call(f"queue_push {queue}", lambda: self._s.queue_push(self._k(queue), value))
+
+    def pop(self, queue: str) -> bytes | None:
+        """The next value of ``queue``, or None when it is empty (never blocks)."""
+        if not self._call(f"queue_len {queue}", lambda: self._s.queue_len(self._k(queue))):
+            return None
+        return self._call(f"queue_pop {queue}", lambda: self._s.queue_pop(self._k(queue), False))
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get(key).decode("utf-8"))
+
+
+# ------------------------------------------------------------------------------- barrier
+
+
+@dataclass
+class FleetBarrier:
+    """One device's side of the job-wide common start (fits ``runner.StartBarrier``).
+
+    Picklable: a spawned worker connects on its first wait. Each device waits at the same
+    barriers in the same order (one per dtype of the plan, also when the dtype failed), so the
+    n-th wait of every device is the same barrier.
+    """
+
+    address: StoreAddress
+    node: str
+    timeout_s: float
+    _count: int = 0
+    _store: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"address": self.address, "node": self.node, "timeout_s": self.timeout_s, "_count": self._count,
+                "_store": None}
+
+    def wait(self, timeout: float | None = None) -> int:
+        name = f"b{self._count}"
+        self._count += 1
+        if self._store is None:
+            self._store = self.address.connect()
+        arrived = self._store.add(f"arrive/{name}", 1)
+        self._store.add(f"arrive/{name}/{self.node}", 1)
+        # the coordinator decides when to go (and gives up on a missing node after its own
+        # timeout); the slack covers a coordinator that is itself late or gone
+        self._store.wait(f"go/{name}", self.timeout_s + 60.0)
+        return arrived
+
+    def abort(self) -> None:
+        """Nothing to abort job-wide: a device that stops is reported lost by its node."""
+
+
+# ------------------------------------------------------------------------------- the node side
+
+
+class NodeLink:
+    """A node's parent process in the job: heartbeat, lost devices, shipping its shard to rank 0."""
+
+    def __init__(self, address: StoreAddress, node: str, shard_dir: Path, ship: bool):
+        self.address = address
+        self.node = node
+        self.shard_dir = Path(shard_dir)
+        self.ship_files = ship  # rank 0 writes its own shard in place: nothing to ship
+        self._store = address.connect()
+        self._hb_store = address.connect()  # one client per thread
+        self._shipped: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._hb = threading.Thread(target=self._heartbeat, name="icb-bench-heartbeat", daemon=True)
+        self.errors: list[str] = []
+
+    def start(self) -> "NodeLink":
+        self._hb.start()
+        return self
+
+    def _heartbeat(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            try:
+                self._hb_store.set(f"hb/{self.node}", str(n))
+            except FleetError as exc:
+                self.errors.append(str(exc))
+            self._stop.wait(HEARTBEAT_S)
+
+    def barrier(self, timeout_s: float) -> FleetBarrier:
+        return FleetBarrier(self.address, self.node, timeout_s)
+
+    def device_lost(self, index: int) -> None:
+        """A device of this node stopped (its worker died): it holds up no later barrier."""
+        try:
+            self._store.add("lost", 1)
+            self._store.add(f"lost/{self.node}", 1)
+        except FleetError as exc:
+            self.errors.append(str(exc))
+
+    def ship(self) -> int:
+        """Send every file of the shard that is new or changed since the last call; returns how many."""
+        if not self.ship_files:
+            return 0
+        n = 0
+        with self._lock:
+            for p in sorted(self.shard_dir.rglob("*")):
+                rel = p.relative_to(self.shard_dir).as_posix()
+                if not p.is_file() or p.name.startswith(".") or not _safe_rel(rel):
+                    continue
+                st = p.stat()
+                sig = (st.st_size, st.st_mtime_ns)
+                if self._shipped.get(rel) == sig:
+                    continue
+                data = p.read_bytes()
+                payload = {"node": self.node, "path": rel, "sha256": hashlib.sha256(data).hexdigest(),
+                           "b64": base64.b64encode(data).decode("ascii")}
+                try:
+                    self._store.push("files", json.dumps(payload))
+                except FleetError as exc:
+                    self.errors.append(str(exc))
+                    return n
+                self._shipped[rel] = sig
+                n += 1
+        return n
+
+    def finish(self, status: str, summary: dict[str, Any]) -> None:
+        """Ship the whole shard, then tell rank 0 this node is done."""
+        self.ship()
+        try:
+            self._store.set(f"done/{self.node}", json.dumps({"status": status, **summary}))
+        except FleetError as exc:
+            self.errors.append(str(exc))
+
+    def wait_merged(self, timeout_s: float) -> bool:
+        try:
+            self._store.wait("merged", timeout_s)
+            return True
+        except FleetError:
+            return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._hb.join(timeout=5)
+
+
+def _safe_rel(rel: str) -> bool:
+    """A shard-relative path that stays inside the shard (no absolute paths, no ``..``)."""
+    p = PurePosixPath(rel)
+    return (not p.is_absolute() and ".." not in p.parts and bool(p.parts) and p.parts[0] in SHARD_ENTRIES
+            and all(part and not part.startswith(".") for part in p.parts))
+
+
+# ------------------------------------------------------------------------------- rank 0
+
+
+@dataclass
+class NodeState:
+    name: str
+    rank: int
+    devices: int
+    last_hb: bytes | None = None
+    last_hb_change_s: float = 0.0
+    dead: bool = False
+    dead_reason: str | None = None
+    done: dict[str, Any] | None = None
+    lost_counted: int = 0  # of this node's devices, how many rank 0 has counted as lost
+
+
+@dataclass
+class BarrierEvent:
+    """One common start as rank 0 saw it (rank 0's monotonic clock)."""
+
+    name: str
+    first_arrival_s: float
+    released_s: float
+    arrivals: int
+    expected: int
+    timed_out: bool = False
+    missing_nodes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "first_arrival_s": self.first_arrival_s, "released_s": self.released_s,
+                "waited_s": self.released_s - self.first_arrival_s, "arrivals": self.arrivals,
+                "expected": self.expected, "timed_out": self.timed_out, "missing_nodes": self.missing_nodes}
+
+
+class Coordinator:
+    """Rank 0's thread: releases common starts, notices dead nodes, receives shards."""
+
+    def __init__(self, address: StoreAddress, nodes: list[NodeState], run_dir: Path, *, timeout_s: float,
+                 dead_after_s: float, on_file: Callable[[str, str, bytes], None] | None = None):
+        self.address = address
+        self.nodes = {n.name: n for n in nodes}
+        self.run_dir = Path(run_dir)
+        self.timeout_s = timeout_s
+        self.dead_after_s = dead_after_s
+        self.on_file = on_file
+        self.total_devices = sum(n.devices for n in nodes)
+        self.barriers: list[BarrierEvent] = []
+        self.received: dict[str, int] = {n.name: 0 for n in nodes}
+        self.rejected: list[str] = []
+        self.errors: list[str] = []
+        self._store = address.connect()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="icb-bench-coordinator", daemon=True)
+        self._next = 0
+        self._first_arrival: float | None = None
+
+    def start(self) -> "Coordinator":
+        now = time.monotonic()
+        for n in self.nodes.values():
+            n.last_hb_change_s = now
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._drain()
+
+    # -- the loop
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._liveness()
+                self._barrier_step()
+                self._drain(limit=64)
+            except FleetError as exc:  # keep coordinating: a failed read is retried next loop
+                if len(self.errors) < 100:
+                    self.errors.append(str(exc))
+            self._stop.wait(POLL_S)
+
+    def _liveness(self) -> None:
+        now = time.monotonic()
+        for n in self.nodes.values():
+            if n.dead or n.done is not None:
+                continue
+            if self._store.check(f"done/{n.name}"):
+                n.done = self._store.get_json(f"done/{n.name}")
+                continue
+            hb = self._store.get(f"hb/{n.name}") if self._store.check(f"hb/{n.name}") else None
+            if hb != n.last_hb:
+                n.last_hb, n.last_hb_change_s = hb, now
+            elif now - n.last_hb_change_s > self.dead_after_s:
+                n.dead = True
+                n.dead_reason = (f"no heartbeat for {now - n.last_hb_change_s:.0f} s" if hb is not None
+                                 else f"never connected within {self.dead_after_s:.0f} s")
+                self._count_lost(n)
+
+    def _count_lost(self, n: NodeState) -> None:
+        """All of a dead node's devices are lost (less those its parent already reported)."""
+        reported = self._store.add(f"lost/{n.name}", 0)
+        extra = n.devices - max(reported, n.lost_counted)
+        if extra > 0:
+            self._store.add("lost", extra)
+            n.lost_counted = n.devices
+
+    def _barrier_step(self) -> None:
+        name = f"b{self._next}"
+        arrivals = self._store.add(f"arrive/{name}", 0)
+        if arrivals == 0:
+            return
+        now = time.monotonic()
+        if self._first_arrival is None:
+            self._first_arrival = now
+        expected = self.total_devices - self._store.add("lost", 0)
+        timed_out = now - self._first_arrival > self.timeout_s
+        if arrivals < expected and not timed_out:
+            return
+        missing = []
+        if arrivals < expected:
+            for n in self.nodes.values():
+                if not n.dead and self._store.add(f"arrive/{name}/{n.name}", 0) < n.devices - self._store.add(f"lost/{n.name}", 0):
+                    missing.append(n.name)
+        self._store.set(f"go/{name}", repr(now))
+        self.barriers.append(BarrierEvent(name, self._first_arrival, now, arrivals, expected, timed_out and arrivals < expected, missing))
+        self._next += 1
+        self._first_arrival = None
+
+    def _drain(self, limit: int | None = None) -> None:
+        """Write shipped files into the run directory (``nodes/<node>/<path>``)."""
+        n = 0
+        while limit is None or n < limit:
+            raw = self._store.pop("files")
+            if raw is None:
+                return
+            n += 1
+            try:
+                payload = json.loads(raw.decode("utf-8"))
+                node, rel, data = payload["node"], payload["path"], base64.b64decode(payload["b64"], validate=True)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.rejected.append(f"unreadable shipped file ({exc})")
+                continue
+            if node not in self.nodes or not _safe_rel(str(rel)):
+                self.rejected.append(f"{node!r}: {rel!r} is not a file of a known node's shard")
+                continue
+            if hashlib.sha256(data).hexdigest() != payload.get("sha256"):
+                self.rejected.append(f"{node}/{rel}: digest does not match its content")
+                continue
+            self._write(node, rel, data)
+            self.received[node] += 1
+
+    def _write(self, node: str, rel: str, data: bytes) -> None:
+        from . import record
+
+        dest = self.run_dir / "nodes" / node / rel
+        # on a shared filesystem the node wrote this very file already: leave it alone
+        if dest.is_file() and dest.stat().st_size == len(data) and record.sha256_file(dest) == hashlib.sha256(data).hexdigest():
+            return
+        record.atomic_write_bytes(dest, data)
+        if self.on_file is not None:
+            self.on_file(node, rel, data)
+
+    # -- the end
+    def wait_all_done(self, deadline_s: float) -> None:
+        """Block until every node is done or dead (each dead one found by its heartbeat)."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if all(n.done is not None or n.dead for n in self.nodes.values()):
+                return
+            time.sleep(0.05)
+        for n in self.nodes.values():
+            if n.done is None and not n.dead:
+                n.dead, n.dead_reason = True, f"not done {deadline_s:.0f} s after rank 0 finished"
+
+    def announce_merged(self) -> None:
+        try:
+            self._store.set("merged", "1")
+        except FleetError as exc:
+            self.errors.append(str(exc))
+
+
+__all__ = ["Coordinator", "FleetBarrier", "FleetError", "NodeLink", "NodeState", "Store", "StoreAddress",
+           "MAX_SKEW_S"]

@@ -1,0 +1,153 @@
+"""Joining a multi-node job: the process group, who is who, and each node's clock against rank 0.
+
+Called once per node before anything is measured. Over a gloo process group (CPU only, so it
+works beside any accelerator's own collectives) the nodes exchange their names, device counts and
+plans — a node running a different plan is an input error on every node — and rank 0 estimates
+each node's clock offset by round trips (NTP-style: the offset of the round trip with the
+smallest delay, best of :data:`CLOCK_ROUNDS`). After this, only the store is used: a node that
+dies later cannot hang a collective.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .fleet import FleetError, StoreAddress
+
+#: round trips per node for the clock offset (the one with the smallest delay is kept)
+CLOCK_ROUNDS = 8
+
+
+@dataclass
+class FleetJob:
+    """This node's place in the job, and what rank 0 knows of every node."""
+
+    rank: int
+    world_size: int
+    node: str
+    address: StoreAddress
+    run_id: str
+    launch: dict[str, Any]
+    #: per node: name, rank, hostname, devices (rank order)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    #: rank 0 only: node name -> {"offset_s": node clock − rank 0 clock, "rtt_s": best round trip}
+    clock: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: rank 0's epoch and monotonic clocks read together (epoch-stamped logs convert with it)
+    timeline: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def close(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            try:
+                dist.destroy_process_group()
+            except Exception:  # noqa: BLE001 - a peer already gone
+                pass
+
+
+def _plan_key(plan: Any) -> dict[str, Any]:
+    """What every node must agree on (the devices differ per node; the measurement must not)."""
+    d = plan.to_dict()
+    return {k: d.get(k) for k in ("backend", "dtypes", "profile", "duration_s", "seed", "shape", "batch_ms",
+                                  "search_batches", "max_shapes", "warmup_ms", "check_samples")}
+
+
+def join(launch: Any, node_name: str | None, hostname: str, plan: Any, timeout_s: float) -> FleetJob:
+    """Join the job described by ``launch`` (a :class:`~icb_bench.bench.launch_env.LaunchEnv`)."""
+    import torch
+    import torch.distributed as dist
+
+    os.environ.setdefault("MASTER_ADDR", launch.master_addr)
+    os.environ.setdefault("MASTER_PORT", str(launch.master_port))
+    os.environ["RANK"] = str(launch.rank)
+    os.environ["WORLD_SIZE"] = str(launch.world_size)
+    try:
+        dist.init_process_group("gloo", init_method="env://", rank=launch.rank, world_size=launch.world_size,
+                                timeout=_dt.timedelta(seconds=timeout_s))
+    except Exception as exc:  # noqa: BLE001
+        raise FleetError(f"cannot join the job at {launch.master_addr}:{launch.master_port} as rank "
+                         f"{launch.rank} of {launch.world_size} within {timeout_s:g} s: {exc}") from exc
+    try:
+        mine = {"name": node_name or hostname, "named": node_name is not None, "rank": launch.rank,
+                "hostname": hostname, "devices": len(plan.devices), "plan": _plan_key(plan)}
+        everyone: list[Any] = [None] * launch.world_size
+        dist.all_gather_object(everyone, mine)
+        run_id = [f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{everyone[0]['name']}-{secrets.token_hex(3)}"]
+        dist.broadcast_object_list(run_id, src=0)
+        _check_plans(everyone)
+        names = _unique_names(everyone)
+        for info, name in zip(everyone, names):
+            info["name"] = name
+            del info["plan"], info["named"]
+        clock = _clock_offsets(launch.rank, launch.world_size, names, torch, dist)
+    except FleetError:
+        dist.destroy_process_group()
+        raise
+    except Exception as exc:  # noqa: BLE001 - a peer failed during the exchange
+        raise FleetError(f"exchange with the other nodes failed: {type(exc).__name__}: {exc}") from exc
+    timeline = {"epoch_s": time.time(), "monotonic_s": time.monotonic()}
+    address = StoreAddress(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), f"icb-bench/{run_id[0]}")
+    return FleetJob(launch.rank, launch.world_size, names[launch.rank], address, run_id[0], launch.describe(),
+                    everyone, clock, timeline)
+
+
+def _check_plans(everyone: list[dict[str, Any]]) -> None:
+    ref = everyone[0]["plan"]
+    for info in everyone[1:]:
+        diff = [k for k in ref if info["plan"].get(k) != ref[k]]
+        if diff:
+            k = diff[0]
+            raise FleetError(f"node {info['name']!r} (rank {info['rank']}) runs a different plan: {k} is "
+                             f"{info['plan'].get(k)!r} there and {ref[k]!r} on rank 0; every node must run the same command")
+
+
+def _unique_names(everyone: list[dict[str, Any]]) -> list[str]:
+    """Node names, unique: a name given twice by --node-name is an error; a hostname shared by
+    several processes (several test "nodes" on one host) gets its rank appended."""
+    names = [str(i["name"]) for i in everyone]
+    seen: dict[str, int] = {}
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+    out = []
+    for info, n in zip(everyone, names):
+        if seen[n] > 1:
+            if info["named"]:
+                raise FleetError(f"--node-name: {n!r} is given to {seen[n]} ranks; every node needs its own name")
+            n = f"{n}-r{info['rank']}"
+        out.append(n)
+    return out
+
+
+def _clock_offsets(rank: int, world: int, names: list[str], torch: Any, dist: Any) -> dict[str, dict[str, float]]:
+    """Rank 0 pings each node in turn; the node answers with its monotonic clock."""
+    buf = torch.zeros(1, dtype=torch.float64)
+    if rank != 0:
+        for _ in range(CLOCK_ROUNDS):
+            dist.recv(buf, src=0)
+            buf[0] = time.monotonic()
+            dist.send(buf, dst=0)
+        return {}
+    out = {names[0]: {"offset_s": 0.0, "rtt_s": 0.0, "rounds": 0}}
+    for r in range(1, world):
+        best: tuple[float, float] | None = None
+        for _ in range(CLOCK_ROUNDS):
+            t0 = time.monotonic()
+            buf[0] = t0
+            dist.send(buf, dst=r)
+            dist.recv(buf, src=r)
+            t1 = time.monotonic()
+            rtt, offset = t1 - t0, float(buf[0]) - 0.5 * (t0 + t1)
+            if best is None or rtt < best[0]:
+                best = (rtt, offset)
+        assert best is not None
+        out[names[r]] = {"offset_s": best[1], "rtt_s": best[0], "rounds": CLOCK_ROUNDS}
+    return out

@@ -1,0 +1,198 @@
+"""One node's part of a multi-node `bench run`, and rank 0's merge of the whole run.
+
+Layout of the run directory (``--out``; see results/README.md)::
+
+    RUN/manifest.json           kind "fleet": nodes, shards and their digests, barriers, clocks, aggregates
+    RUN/nodes/<node>/...        each node's shard: a single-node record, as written on that node
+    RUN/power/<source>.parquet  rack and node meters polled by rank 0 (with a site file)
+
+Every node writes its shard below its own ``--out`` and ships each file to rank 0 as it is
+finished; rank 0 writes the merged manifest once every node is done or known dead. A node that
+died is listed under ``missing_nodes`` with its devices; what it shipped before it died is kept.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import record
+from .fleet import MAX_SKEW_S, Coordinator, NodeLink, NodeState
+from .fleet_job import FleetJob
+from .inventory import utc_now
+from .orchestrate import RunOutcome, execute, node_aggregates
+from .plan import RunPlan
+
+FLEET_KIND = "fleet"
+NODES_DIR = "nodes"
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """How long to wait for peers (seconds), and what rank 0 measures besides the devices."""
+
+    timeout_s: float = 900.0  # a common start waits this long for a node that does not arrive
+    dead_after_s: float = 30.0  # a node whose heartbeat stops this long is dead
+    site: Any = None  # a loaded site file (racks, nodes, meters), or None
+    site_dir: Path | None = None
+    extra_monitor: Any = None  # rank 0's rack/node meter monitor (see fleet_power), or None
+
+
+@dataclass
+class FleetOutcome:
+    node: RunOutcome
+    run_dir: Path
+    status: str
+    missing_nodes: list[dict[str, Any]] = field(default_factory=list)
+    exit_code: int = 0
+
+
+def run_node(job: FleetJob, plan: RunPlan, run_dir: Path, on_event: Callable[[str, dict[str, Any]], None],
+             opts: FleetOptions, scope_readers: list[Any] | None = None, argv: list[str] | None = None) -> FleetOutcome:
+    """Measure this node as part of ``job``; on rank 0 also coordinate and merge."""
+    run_dir = Path(run_dir)
+    shard = run_dir / NODES_DIR / job.node
+    link = NodeLink(job.address, job.node, shard, ship=not job.is_root).start()
+    coord = None
+    monitor = opts.extra_monitor
+    created = utc_now()
+    if job.is_root:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        nodes = [NodeState(n["name"], n["rank"], n["devices"]) for n in job.nodes]
+        coord = Coordinator(job.address, nodes, run_dir, timeout_s=opts.timeout_s, dead_after_s=opts.dead_after_s).start()
+        if monitor is not None:
+            monitor.start()
+    extra = {"fleet": {"run_id": job.run_id, "node": job.node, "rank": job.rank, "world_size": job.world_size,
+                       "launch": job.launch}}
+    try:
+        outcome = execute(plan, shard, on_event, argv=argv, scope_readers=scope_readers, coordination=link,
+                          manifest_extra=extra)
+        link.finish(outcome.status, {"exit_code": outcome.exit_code})
+        if not job.is_root:
+            link.wait_merged(opts.timeout_s)
+            return FleetOutcome(outcome, run_dir, outcome.status, exit_code=outcome.exit_code)
+        assert coord is not None
+        coord.wait_all_done(opts.timeout_s)
+        coord.stop()
+        if monitor is not None:
+            monitor.stop()
+        fleet = write_fleet_manifest(run_dir, job, plan, coord, monitor, created, argv)
+        coord.announce_merged()
+        missing = fleet["missing_nodes"]
+        code = 1 if missing or fleet["status"] != "complete" or outcome.exit_code else 0
+        if code == 0 and any(not m.get("valid") for m in record.load_run(run_dir).measurements):
+            code = 1
+        return FleetOutcome(outcome, run_dir, fleet["status"], missing, code)
+    finally:
+        link.close()
+        if coord is not None and coord._thread.is_alive():  # an exception above: stop coordinating
+            coord.stop()
+
+
+def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coordinator, monitor: Any,
+                         created: str, argv: list[str] | None) -> dict[str, Any]:
+    """Rank 0: the merged manifest over every shard that reached it."""
+    from . import __version__
+
+    nodes_out, shards, missing = [], [], []
+    measurements: list[dict[str, Any]] = []
+    for info in job.nodes:
+        st = coord.nodes[info["name"]]
+        rel = f"{NODES_DIR}/{info['name']}"
+        shard_dir = run_dir / rel
+        entry = {"name": info["name"], "rank": info["rank"], "hostname": info["hostname"], "devices": info["devices"],
+                 "shard": rel, "clock": job.clock.get(info["name"]), "rack": _rack_of(monitor, info["name"]),
+                 "status": (st.done or {}).get("status") if st.done else "missing",
+                 "files_received": coord.received.get(info["name"], 0)}
+        shard_ms: list[dict[str, Any]] = []
+        if (shard_dir / record.MANIFEST).is_file():
+            shards.append({"path": f"{rel}/{record.MANIFEST}", "sha256": record.sha256_file(shard_dir / record.MANIFEST)})
+            shard_ms = record.load_run(shard_dir).measurements
+        elif (shard_dir / record.MEASUREMENTS_DIR).is_dir():  # a node that died: what it shipped
+            shard_ms = record.load_measurements(shard_dir)
+        if st.dead or st.done is None:
+            entry["status"] = "missing"
+            entry["reason"] = st.dead_reason or "never finished"
+            finished = {(m.get("device"), m.get("dtype")) for m in shard_ms}
+            missing.append({"name": info["name"], "rank": info["rank"], "devices": info["devices"],
+                            "reason": entry["reason"], "measurements_received": len(finished)})
+        for m in shard_ms:
+            m = dict(m)
+            m["_clock_offset_s"] = (job.clock.get(info["name"]) or {}).get("offset_s", 0.0)
+            measurements.append(m)
+        nodes_out.append(entry)
+    windows = timeline_windows(measurements)
+    skew = core_phase_skew(windows)
+    aggregates: list[dict[str, Any]] = []
+    for info in job.nodes:
+        aggregates += node_aggregates([m for m in measurements if m.get("host") == info["name"]], plan.outlier_tolerance)
+    aggregates += run_totals(measurements)
+    power: list[dict[str, Any]] = []
+    if monitor is not None:
+        rack_aggs, power = monitor.figures(run_dir, measurements, windows, job)
+        aggregates += rack_aggs
+    status = "complete" if not missing and all(n["status"] == "complete" for n in nodes_out) else "failed"
+    if any(n["status"] == "interrupted" for n in nodes_out):
+        status = "interrupted"
+    manifest = {
+        "schema": record.SCHEMA, "kind": FLEET_KIND, "run_id": job.run_id, "status": status,
+        "created_at": created, "finished_at": utc_now(),
+        "tool": {"name": "icb-bench", "version": __version__, "argv": argv},
+        "plan": plan.to_dict(), "launch": job.launch, "world_size": job.world_size,
+        "timeline": job.timeline, "nodes": nodes_out, "shards": shards, "missing_nodes": missing,
+        "barriers": [b.to_dict() for b in coord.barriers], "core_phase_skew": skew, "max_skew_s": MAX_SKEW_S,
+        "windows": windows, "power": power, "aggregates": aggregates,
+        "coordination_errors": coord.errors[:20], "rejected_files": coord.rejected[:20],
+    }
+    manifest["files"] = record.file_index(run_dir)
+    record.atomic_write_json(run_dir / record.MANIFEST, manifest)
+    return manifest
+
+
+def _rack_of(monitor: Any, node: str) -> str | None:
+    return monitor.rack_of(node) if monitor is not None else None
+
+
+def timeline_windows(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every measured core phase on rank 0's timeline (node clock − its offset)."""
+    out = []
+    for m in measurements:
+        w = m.get("core_window")
+        if not isinstance(w, dict) or m.get("tflops") is None:
+            continue
+        off = float(m.get("_clock_offset_s") or 0.0)
+        out.append({"node": m.get("host"), "device": m.get("device"), "dtype": m.get("dtype"),
+                    "t_begin_s": float(w["t_begin_s"]) - off, "t_end_s": float(w["t_end_s"]) - off})
+    return out
+
+
+def core_phase_skew(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per dtype: how far apart the nodes' core phases began and ended; nodes beyond the bound flagged."""
+    out = []
+    for dtype in dict.fromkeys(w["dtype"] for w in windows):
+        ws = [w for w in windows if w["dtype"] == dtype]
+        b0 = statistics.median(w["t_begin_s"] for w in ws)
+        e0 = statistics.median(w["t_end_s"] for w in ws)
+        flagged = sorted({str(w["node"]) for w in ws if abs(w["t_begin_s"] - b0) > MAX_SKEW_S or abs(w["t_end_s"] - e0) > MAX_SKEW_S})
+        out.append({"dtype": dtype, "begin_spread_s": max(w["t_begin_s"] for w in ws) - min(w["t_begin_s"] for w in ws),
+                    "end_spread_s": max(w["t_end_s"] for w in ws) - min(w["t_end_s"] for w in ws),
+                    "nodes_out_of_bound": flagged, "devices": len(ws)})
+    return out
+
+
+def run_totals(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Whole-run sums per dtype over valid devices (device-scope power; never passed off as more)."""
+    out = []
+    for dtype in dict.fromkeys(m.get("dtype") for m in measurements):
+        ms = [m for m in measurements if m.get("dtype") == dtype]
+        ok = [m for m in ms if m.get("valid") and m.get("tflops")]
+        if not ms:
+            continue
+        out.append({"scope": "run", "dtype": dtype, "nodes": len({m.get("host") for m in ms}),
+                    "devices": len(ms), "devices_valid": len(ok),
+                    "tflops": sum(m["tflops"] for m in ok),
+                    "grade": "assessment" if ok and all(m.get("grade") == "assessment" for m in ok) else "smoke",
+                    "valid": len(ok) == len(ms), "power_scope": None})
+    return out
