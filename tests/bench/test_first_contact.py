@@ -124,3 +124,18 @@ def test_example_is_package_data() -> None:
         patterns = package_data.get(package, [])
         folder = path.rsplit("/", 1)[0]
         assert any(p in (path, f"{folder}/*.yaml", f"{folder}/*") for p in patterns), (package, patterns)
+
+
+def test_license_is_an_spdx_expression_and_the_build_backend_reads_it() -> None:
+    """A TOML table for `project.license` is deprecated (setuptools stops reading it on
+    2027-02-18); an SPDX string needs setuptools >= 77 (PEP 639) to build."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    (setuptools,) = [Requirement(r) for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
+    assert not setuptools.specifier.contains(Version("76.9")), setuptools
+    assert setuptools.specifier.contains(Version("77.0"))
