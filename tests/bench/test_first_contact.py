@@ -139,3 +139,17 @@ def test_license_is_an_spdx_expression_and_the_build_backend_reads_it() -> None:
     (setuptools,) = [Requirement(r) for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
     assert not setuptools.specifier.contains(Version("76.9")), setuptools
     assert setuptools.specifier.contains(Version("77.0"))
+
+
+def test_readme_points_only_at_files_a_clone_has() -> None:
+    """Every repository path the README names in backticks exists in the checkout; nothing
+    outside it (a clone has no `../shared/`)."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    assert "../" not in text
+    paths = {p for p in re.findall(r"`([^`\s:]+/[^`\s:]*)`", text) if not p.startswith("-")}
+    assert "verify/data/declaration.example.yaml" in paths
+    missing = sorted(p for p in paths if not (root / p).exists())
+    assert not missing, missing
