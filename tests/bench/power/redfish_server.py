@@ -16,7 +16,9 @@ and is printed with exactly ``energy_decimals`` decimals (3 → 0.001 kWh = 3600
 
 Test hooks: ``fail[path] = status`` (Redfish error body), ``raw[path] = (content_type, bytes)``,
 ``edit(path, fn)`` (fn mutates the document), ``requests`` (method, path, token present),
-``require_auth`` (401 without a valid token, except the service root and the session POST).
+``require_auth`` (401 without a valid token, except the service root and the session POST),
+``kill()`` (a BMC that died: open keep-alive connections are dropped unanswered and new ones refused;
+``stop()`` alone would let the handler threads of open connections go on answering).
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class MockRedfish:
         self.t0 = time.monotonic()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.dead = False
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> str:
@@ -189,6 +192,11 @@ class MockRedfish:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def kill(self) -> None:
+        """The BMC dies: nothing more is answered, on any connection."""
+        self.dead = True
+        self.stop()
 
     def __enter__(self) -> "MockRedfish":
         self.start()
@@ -342,6 +350,9 @@ class MockRedfish:
             h.wfile.write(body)
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        if self.dead:  # drop the connection without a response
+            h.close_connection = True
+            return
         path = h.path.split("?", 1)[0]
         if path != "/" and path.endswith("/"):
             path = path.rstrip("/")
@@ -391,6 +402,13 @@ class MockRedfish:
         if doc is None:
             return self._send(h, 404, _dumps(_err(404, f"resource {path} not found")))
         return self._send(h, 200, _dumps(doc))
+
+
+def loopback_only(monkeypatch: Any) -> None:
+    """requests honours *_PROXY: make sure loopback requests stay on loopback (a pytest monkeypatch)."""
+    for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
 
 
 def make_self_signed_cert(directory: str) -> tuple[str, str]:

@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any, Callable, Iterator
 
 import pytest
-from redfish_server import MockRedfish, make_self_signed_cert
+from redfish_server import MockRedfish, loopback_only, make_self_signed_cert
 
 from icb_bench.bench.power import PowerError, Sampler
 from icb_bench.bench.power.redfish import J_PER_KWH, RedfishReader
@@ -25,10 +25,7 @@ PASSWORD = "s3cret-Pa55"
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """requests honours *_PROXY: make sure loopback requests stay on loopback."""
-    for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    loopback_only(monkeypatch)
 
 
 @pytest.fixture
@@ -329,3 +326,40 @@ def test_sampler_window_energy_matches_the_script(server, variant: str, scope: s
     assert timing["sample_hz_achieved"] >= 1.0 and timing["green500_1hz_ok"] is True
     assert timing["latency_s_median"] is not None and timing["latency_s_median"] < 1.0
     assert sampler.stats()["errors"] == [0]
+
+
+# -- a source answering slowly at the window's edges -----------------------------------------
+def test_slow_answers_at_the_edges_still_give_a_figure(server) -> None:
+    srv = server(variant="power")  # no counter: polled
+    with RedfishReader(srv.url) as r:
+        sampler = Sampler(r, hz=20.0).start()
+        try:
+            srv.latency_s = 0.2  # the edge polls take 0.2 s each
+            win = sampler.begin_window()
+            srv.latency_s = 0.0
+            time.sleep(1.0)
+            srv.latency_s = 0.2
+            res = sampler.end_window(win)
+        finally:
+            srv.latency_s = 0.0
+            sampler.stop()
+    assert res.method == "polled", res.note
+    assert res.energy_j == pytest.approx(srv.expected_node_j(win.t_begin_s, win.t_end_s), rel=0.10)
+    assert res.telemetry["coverage"]["ok"] is True
+
+
+def test_a_source_stalling_at_the_end_edge_gives_no_figure(server) -> None:
+    srv = server(variant="power")
+    with RedfishReader(srv.url, timeout_s=5.0) as r:
+        sampler = Sampler(r, hz=20.0).start()
+        try:
+            win = sampler.begin_window()
+            time.sleep(0.5)
+            srv.latency_s = 3.0  # the BMC hangs: the readings stop 1.5 s before the window's end
+            time.sleep(1.5)
+            res = sampler.end_window(win)
+        finally:
+            srv.latency_s = 0.0
+            sampler.stop()
+    assert res.method == "none" and res.energy_j is None, res.note
+    assert "gap without a new reading" in res.note and "(limit 1 s)" in res.note
