@@ -32,6 +32,8 @@ class PowerSample:
     temperature_c: float | None = None
     power_limit_w: float | None = None
     throttle_reasons: int | None = None  # vendor bitmask, decoded by PowerReader.decode_throttle
+    #: the source's own timestamp of the reading (Redfish Sensor ReadingTime), to tell a stale source
+    source_time: str | None = None
 
 
 @dataclass

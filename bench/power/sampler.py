@@ -15,6 +15,13 @@ Energy comes from the reader's counter read at the window's edges when the reade
 ``[t_begin, t_end]`` with the edge values interpolated (method ``"polled"``, with a ``note``);
 otherwise ``"none"`` and ``energy_j=None`` -- never a made-up number.
 
+A polled figure is given only when the readings inside the window cover it
+(:mod:`~icb_bench.bench.power.coverage`: no read error inside, enough readings at the reader's
+expected rate, no long gap, not a stale source); otherwise ``"none"`` with the reason in the
+note -- a source that died or froze never lends the window a value held from before it. A
+counter read after the fact (:meth:`Sampler.window_between`) needs counter readings within the
+gap limit on both sides of each edge.
+
 ``begin_window`` and ``end_window`` each poll the readers once themselves, so the trace always
 brackets the window (a sampler that was never started still gives a two-point trace). The
 thread's own CPU time is in :meth:`Sampler.stats` (``cpu_fraction``).
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import math
 import statistics
 import threading
 import time
@@ -31,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from .base import PowerError, PowerReader, PowerSample, WindowEnergy
+from .coverage import DEFAULT_RULE, CoverageRule, ReadError, judge
 
 #: trace columns written for each sample (t_s is relative to the window's begin)
 TRACE_COLUMNS = (
@@ -107,6 +116,7 @@ class _ReaderWindow:
     begin_note: str | None = None
     energy_end_j: float | None = None
     end_note: str | None = None
+    edge_errors: list[ReadError] = field(default_factory=list)  # failed polls at the window's edges
     samples: list[PowerSample] = field(default_factory=list)  # bracketing + inside, sorted
     result: WindowEnergy | None = None
 
@@ -184,6 +194,7 @@ class Sampler:
         hz: float = 20.0,
         *,
         max_samples: int = 2_000_000,
+        coverage: CoverageRule = DEFAULT_RULE,
     ) -> None:
         if isinstance(readers_or_reader, PowerReader):
             readers: list[PowerReader] = [readers_or_reader]
@@ -196,11 +207,15 @@ class Sampler:
         self.readers = readers
         self.hz = float(hz)
         self.period_s = 1.0 / self.hz
+        #: when polled readings are enough for a figure (see :mod:`.coverage`)
+        self.coverage = coverage
         self._locks = [threading.Lock() for _ in readers]
         self._buf_lock = threading.Lock()
         self._samples: list[collections.deque[PowerSample]] = [collections.deque(maxlen=max_samples) for _ in readers]
         self._errors = [0 for _ in readers]
         self._last_error: list[str | None] = [None for _ in readers]
+        self._error_log: list[collections.deque[ReadError]] = [collections.deque(maxlen=100_000) for _ in readers]
+        self._poll_s: list[collections.deque[float]] = [collections.deque(maxlen=256) for _ in readers]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loops = 0
@@ -259,14 +274,32 @@ class Sampler:
         """Take one sample of reader ``i`` and store it; None when the read failed."""
         try:
             with self._locks[i]:
+                t0 = time.monotonic()
                 s = self.readers[i].sample()
+                t1 = time.monotonic()
         except Exception as e:  # noqa: BLE001 - keep the thread alive, count the failure
             self._errors[i] += 1
             self._last_error[i] = f"{type(e).__name__}: {e}"
+            with self._buf_lock:
+                self._error_log[i].append(ReadError(time.monotonic(), self._last_error[i]))  # type: ignore[arg-type]
             return None
         with self._buf_lock:
             self._samples[i].append(s)
+            self._poll_s[i].append(t1 - t0)
         return s
+
+    def interval_s(self, i: int) -> float:
+        """How often reader ``i`` can give a reading: the longest of the sampler's period, the
+        reader's declared ``expected_interval_s`` and the median time one of its polls takes."""
+        with self._buf_lock:
+            durations = sorted(self._poll_s[i])
+        declared = getattr(self.readers[i], "expected_interval_s", None) or 0.0
+        poll_s = durations[len(durations) // 2] if durations else 0.0
+        return max(self.period_s, float(declared), poll_s)
+
+    def _errors_between(self, i: int, t0: float, t1: float) -> list[ReadError]:
+        with self._buf_lock:
+            return [e for e in self._error_log[i] if t0 <= e.t_s <= t1]
 
     def stats(self) -> dict[str, Any]:
         """Loop count, achieved rate, read errors and the thread's own CPU time (its cost)."""
@@ -313,8 +346,9 @@ class Sampler:
     def begin_window(self) -> EnergyWindow:
         """Open a window: poll each reader once, then read the counters and the begin time."""
         win = EnergyWindow(self)
-        for i in range(len(self.readers)):
-            self._poll(i)  # guarantees a sample at or before the begin for interpolation
+        for i, rw in enumerate(win._per_reader):
+            if self._poll(i) is None:  # a sample at or before the begin, for interpolation
+                rw.edge_errors.append(ReadError(time.monotonic(), f"poll at the window's begin failed: {self._last_error[i]}"))
         times = []
         for i, rw in enumerate(win._per_reader):
             rw.energy_begin_j, t, rw.begin_note = self._read_counter(i)
@@ -339,8 +373,9 @@ class Sampler:
             rw.energy_end_j, t, rw.end_note = self._read_counter(i)
             times.append(t)
         win.t_end_s = times[0] if len(times) == 1 else 0.5 * (min(times) + max(times))
-        for i in range(len(self.readers)):
-            self._poll(i)  # guarantees a sample at or after the end for interpolation
+        for i, rw in enumerate(win._per_reader):
+            if self._poll(i) is None:  # a sample at or after the end, for interpolation
+                rw.edge_errors.append(ReadError(time.monotonic(), f"poll at the window's end failed: {self._last_error[i]}"))
         for i, rw in enumerate(win._per_reader):
             rw.samples = self._window_samples(i, win.t_begin_s, win.t_end_s)
             rw.result = self._compute(i, win, rw)
@@ -359,10 +394,11 @@ class Sampler:
         for i, rw in enumerate(win._per_reader):
             rw.samples = self._window_samples(i, t_begin_s, t_end_s)
             if self.readers[i].has_energy_counter:
-                rw.energy_begin_j = _counter_at(rw.samples, t_begin_s)
-                rw.energy_end_j = _counter_at(rw.samples, t_end_s)
+                near_s = self.coverage.max_gap_s(self.interval_s(i))
+                rw.energy_begin_j = _counter_at(rw.samples, t_begin_s, near_s)
+                rw.energy_end_j = _counter_at(rw.samples, t_end_s, near_s)
                 if rw.energy_begin_j is None or rw.energy_end_j is None:
-                    rw.begin_note = "no counter samples on both sides of an edge"
+                    rw.begin_note = f"no counter readings within {near_s:.3g} s on both sides of an edge"
             else:
                 rw.begin_note = "reader has no energy counter"
             rw.result = self._compute(i, win, rw)
@@ -406,6 +442,7 @@ class Sampler:
         energy_j: float | None = None
         method = "none"
         source = "none"
+        coverage: dict[str, Any] | None = None
         e0, e1 = rw.energy_begin_j, rw.energy_end_j
         if e0 is not None and e1 is not None and e1 > e0:
             energy_j, method = e1 - e0, "counter"
@@ -419,12 +456,19 @@ class Sampler:
             else:
                 why = rw.begin_note or rw.end_note or "no energy counter"
             polled_j, pnote = integrate_power(rw.samples, t0, t1)
+            cov = None
             if polled_j is not None:
+                errors = rw.edge_errors + self._errors_between(i, t0, t1)
+                cov = judge(rw.samples, t0, t1, self.interval_s(i), errors, self.coverage)
+                coverage = cov.to_dict()
+            if cov is not None and cov.ok:
                 energy_j, method = polled_j, "polled"
                 source = getattr(reader, "power_source", f"{reader.name}:power")
                 notes.append(f"{why}; integrated the polled power trace ({n_inside} samples inside)")
                 if pnote:
                     notes.append(pnote)
+            elif cov is not None:
+                notes.append(f"{why}; polled power not usable: {cov.reason}: energy not measured")
             else:
                 notes.append(f"{why}; {pnote}: energy not measured")
         if getattr(reader, "reason", None):
@@ -451,16 +495,17 @@ class Sampler:
             throttled=bool(reasons),
             throttle_reasons=reasons,
             note="; ".join(notes) or None,
-            telemetry=_telemetry(edge),
+            telemetry=_telemetry(edge) | ({"coverage": coverage} if coverage is not None else {}),
         )
 
 
-def _counter_at(samples: Sequence[PowerSample], t: float) -> float | None:
-    """The energy counter at ``t``, linear between the counter samples just before and after it."""
+def _counter_at(samples: Sequence[PowerSample], t: float, near_s: float = math.inf) -> float | None:
+    """The energy counter at ``t``, linear between the counter samples just before and after it;
+    None unless both lie within ``near_s`` of ``t`` (a counter read long ago says nothing of ``t``)."""
     pts = [s for s in samples if s.energy_j is not None]
     before = [s for s in pts if s.t_s <= t][-1:]
     after = [s for s in pts if s.t_s >= t][:1]
-    if not before or not after:
+    if not before or not after or t - before[0].t_s > near_s or after[0].t_s - t > near_s:
         return None
     a, b = before[0], after[0]
     if b.t_s == a.t_s:

@@ -8,9 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent / "power"))
-from redfish_server import MockRedfish  # noqa: E402
+from redfish_server import MockRedfish, loopback_only  # noqa: E402
 
 from icb_bench.bench import record  # noqa: E402
+from icb_bench.bench.orchestrate import ScopeMonitor, scope_aggregates  # noqa: E402
+from icb_bench.bench.power.redfish import RedfishReader  # noqa: E402
 from icb_bench.bench.cli import app  # noqa: E402
 from icb_bench.bench.power import PowerError, scope_reader  # noqa: E402
 
@@ -20,9 +22,7 @@ FAST = ["run", "--backend", "cpu", "--quick", "--duration", "1.5", "--shape", "1
 
 @pytest.fixture
 def bmc(monkeypatch):
-    for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    loopback_only(monkeypatch)
     srv = MockRedfish(variant="power", node_power=lambda s: 500.0, require_auth=True, password="pw-secret")
     srv.start()
     monkeypatch.setenv("ICB_NODE_POWER_PASSWORD", "pw-secret")
@@ -73,3 +73,34 @@ def test_unreachable_bmc_is_an_input_error(tmp_path, monkeypatch):
 def test_scope_reader_spec_errors(spec, needle):
     with pytest.raises(PowerError, match=needle):
         scope_reader(spec, "node", env={})
+
+
+def test_bmc_dead_for_the_second_dtype_gives_that_dtype_no_node_figure(tmp_path, monkeypatch):
+    """The bug: the BMC died after the first dtype and the next dtype's window still got a node
+    GFLOPS/W from the last reading held across it. Only readings inside a window count."""
+    import time
+
+    loopback_only(monkeypatch)
+    srv = MockRedfish(variant="power", node_power=lambda s: 500.0 + 20.0 * (s % 1.0))
+    srv.start()
+    writer = record.RecordWriter(tmp_path / "run", {"run_id": "t"})
+    writer.start()
+    try:
+        reader = RedfishReader(srv.url, resource="/redfish/v1/Chassis/1/Power", timeout_s=2.0)
+        reader.open()
+        with ScopeMonitor([reader], 1, writer, hz=20.0) as mon:
+            for dtype in ("fp32", "fp16"):
+                if dtype == "fp16":
+                    srv.kill()  # the BMC is gone before the second dtype's core phase
+                t0 = time.monotonic()
+                time.sleep(1.2)
+                mon.on_event("core_window", {"dtype": dtype, "t_begin_s": t0, "t_end_s": time.monotonic()})
+            mon.flush(final=True)
+    finally:
+        srv.stop()
+    ms = [{"dtype": d, "tflops": 1.0, "flops_total": 1.2e12, "valid": True, "grade": "smoke"} for d in ("fp32", "fp16")]
+    aggs = {a["dtype"]: a for a in scope_aggregates(ms, mon.results)}
+    assert aggs["fp32"]["gflops_per_w"] is not None and aggs["fp32"]["power_method"] == "polled"
+    dead = aggs["fp16"]
+    assert dead["gflops_per_w"] is None and dead["energy_j"] is None and dead["power_method"] == "none"
+    assert "source stopped answering" in dead["power_note"] and "0 readings inside" in dead["power_note"]

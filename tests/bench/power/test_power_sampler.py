@@ -8,6 +8,7 @@ import pytest
 from power_fakes import FakeReader
 
 from icb_bench.bench.power import NullReader, PowerError, PowerSample, Sampler, integrate_power, measure_window
+from icb_bench.bench.power.coverage import CoverageRule, ReadError, judge
 
 
 def S(t: float, p: float | None) -> PowerSample:
@@ -218,3 +219,119 @@ def test_several_readers() -> None:
     rows = win.trace_rows()
     assert {r["reader_index"] for r in rows} == {0, 1}
     assert [r["power_w"] for r in win.trace_rows(1)] == [20.0] * len(win.trace_rows(1))
+
+
+# -- coverage: only readings inside the window count ---------------------------------------------
+def P(t: float, p: float, stamp: str | None = None) -> PowerSample:
+    return PowerSample(t_s=t, power_w=p, source_time=stamp)
+
+
+def test_coverage_default_rule_on_a_60s_window_at_1hz() -> None:
+    live = [P(t, 500.0 + (t % 7)) for t in range(-1, 62)]  # one reading a second, moving
+    cov = judge(live, 0.0, 60.0, interval_s=1.0)
+    assert cov.ok and cov.reason is None and cov.readings_inside == 61 and cov.readings_required == 29
+    assert cov.gap_limit_s == 4.0  # 4 intervals of 1 s
+
+
+def test_coverage_held_value_across_an_empty_window_gives_no_figure() -> None:
+    # the BMC's last answer came before the window; nothing inside it (the bug: this gave a figure)
+    held = [P(-5.0, 500.0), P(-4.0, 510.0)]
+    errors = [ReadError(t, "PowerError: connection refused") for t in (0.5, 10.0, 30.0)]
+    cov = judge(held, 0.0, 60.0, interval_s=1.0, errors=errors)
+    assert not cov.ok and cov.readings_inside == 0
+    assert "source stopped answering at t=+0.5 s" in cov.reason and "connection refused" in cov.reason
+    assert "0 readings inside the 60.0 s window (at least 29 required" in cov.reason
+    assert "60.0 s gap without a new reading before the first reading" in cov.reason
+    # without errors (the thread was not polling) the empty window still gives nothing
+    assert not judge(held, 0.0, 60.0, interval_s=1.0).ok
+
+
+def test_coverage_errors_inside_a_well_covered_window_give_no_figure() -> None:
+    live = [P(t / 2, 400.0 + t) for t in range(0, 121)]
+    cov = judge(live, 0.0, 60.0, interval_s=0.5, errors=[ReadError(30.2, "PowerError: HTTP 503")])
+    assert not cov.ok and "1 read error(s) inside the window, the first at t=+30.2 s (PowerError: HTTP 503)" in cov.reason
+
+
+def test_coverage_gap_and_too_few_readings() -> None:
+    gappy = [P(t, 400.0 + t) for t in list(range(0, 20)) + list(range(30, 61))]
+    cov = judge(gappy, 0.0, 60.0, interval_s=1.0)
+    assert not cov.ok and "a 11.0 s gap without a new reading after the reading at t=+19.0 s (limit 4 s)" in cov.reason
+    sparse = [P(t, 400.0 + t) for t in range(0, 61, 4)]  # one reading in 4 s where 1 Hz was promised
+    cov = judge(sparse, 0.0, 60.0, interval_s=1.0)
+    assert not cov.ok and "16 readings inside the 60.0 s window (at least 29 required at one per 1 s)" in cov.reason
+    assert judge(sparse, 0.0, 60.0, interval_s=1.0, rule=CoverageRule(min_samples=10, max_gap_intervals=5)).ok
+
+
+def test_coverage_stale_value_and_stale_timestamp() -> None:
+    frozen = [P(t, 512.0) for t in range(0, 61)]
+    cov = judge(frozen, 0.0, 60.0, interval_s=1.0)
+    assert not cov.ok and cov.stale and "stale source: every one of the 61 readings" in cov.reason
+    assert judge(frozen[:6], 0.0, 5.0, interval_s=1.0).ok  # 5 s < stale_after_s: a short steady window is not judged
+    # the source's own timestamp: it moves -> live even at a constant value; it stays -> stale
+    ticking = [P(t, 512.0, f"T{t}") for t in range(0, 61)]
+    assert judge(ticking, 0.0, 60.0, interval_s=1.0).ok
+    stuck = [P(t, 512.0, "T0") for t in range(0, 61)]
+    cov = judge(stuck, 0.0, 60.0, interval_s=1.0)
+    assert not cov.ok and "its reading time stayed 'T0'" in cov.reason and cov.readings_inside == 1
+    # polled 4x per source update: each timestamp counts once
+    quad = [P(t / 4, 512.0, f"T{t // 4}") for t in range(0, 241)]
+    cov = judge(quad, 0.0, 60.0, interval_s=1.0)
+    assert cov.ok and cov.polls_inside == 241 and cov.readings_inside == 61
+
+
+def test_coverage_rule_rejects_bad_thresholds() -> None:
+    with pytest.raises(ValueError, match="min_fraction"):
+        CoverageRule(min_fraction=0.0)
+    with pytest.raises(ValueError, match="positive"):
+        CoverageRule(max_gap_floor_s=0.0)
+
+
+class Dying(FakeReader):
+    """Answers until ``dead`` is set, then raises like a BMC that went away."""
+
+    dead = False
+
+    def sample(self) -> PowerSample:
+        if self.dead:
+            raise PowerError("Redfish: GET /redfish/v1/Chassis/1/Power at http://127.0.0.1:1 failed (connection refused)")
+        return super().sample()
+
+
+def test_source_dead_before_an_after_the_fact_window_gives_no_figure() -> None:
+    r = Dying(lambda t: 300.0 + 100.0 * t)
+    with Sampler(r, hz=50.0) as s:
+        t0 = time.monotonic()
+        time.sleep(0.6)
+        first = s.window_between(t0, time.monotonic())
+        r.dead = True
+        t1 = time.monotonic()
+        time.sleep(0.6)
+        second = s.window_between(t1, time.monotonic())
+    assert first.result.method == "polled" and first.result.energy_j is not None
+    res = second.result
+    assert res.method == "none" and res.energy_j is None and res.power_w is None
+    assert "source stopped answering" in res.note and "connection refused" in res.note
+    assert res.telemetry["coverage"]["readings_inside"] == 0
+
+
+def test_after_the_fact_counter_needs_readings_near_both_edges() -> None:
+    class CounterDies(Dying):
+        def sample(self) -> PowerSample:
+            smp = super().sample()
+            return PowerSample(t_s=smp.t_s, power_w=smp.power_w, energy_j=self.energy_j())
+
+    r = CounterDies(lambda t: 200.0, counter=True)
+    with Sampler(r, hz=50.0) as s:
+        t0 = time.monotonic()
+        time.sleep(0.4)
+        t_end = time.monotonic()
+        time.sleep(0.2)  # as the ScopeMonitor does: let readings after the end arrive
+        ok = s.window_between(t0, t_end).result
+        r.dead = True
+        time.sleep(1.5)  # longer than the 1 s gap limit: the last counter reading is too old for the next edge
+        t1 = time.monotonic()
+        time.sleep(0.3)
+        dead = s.window_between(t1, time.monotonic()).result
+    assert ok.method == "counter" and ok.energy_j == pytest.approx(200.0 * ok.window_s, rel=0.02)
+    assert dead.method == "none" and dead.energy_j is None
+    assert "no counter readings within 1 s on both sides of an edge" in dead.note
