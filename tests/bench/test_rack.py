@@ -109,6 +109,19 @@ def test_batch_times_are_stretched_over_the_core_phase() -> None:
     assert flops_in_window(ld, 0.0, 10.0) == 0.0
 
 
+@settings(max_examples=80, deadline=None)
+@given(bt=st.lists(st.floats(1.0, 500.0), min_size=1, max_size=50), stretch=st.floats(0.9, 1.2),
+       a=st.floats(-5.0, 30.0), length=st.floats(0.0, 30.0))
+def test_flops_in_window_is_the_overlap_of_every_batch(bt: list[float], stretch: float, a: float, length: float) -> None:
+    phase_s = sum(bt) / 1e3 * stretch
+    ld = DeviceLoad("R01", "n1", 0, "fp16", 1.0, 1.0 + phase_s, bt, 3.0, True, "smoke")
+    # reference: each batch's share of its (stretched) interval that lies inside the window
+    ends = [1.0 + sum(bt[: j + 1]) / 1e3 * stretch for j in range(len(bt))]
+    begins = [1.0, *ends[:-1]]
+    want = sum(3.0 * max(0.0, min(e, a + length) - max(b, a)) / (e - b) for b, e in zip(begins, ends))
+    assert flops_in_window(ld, a, a + length) == pytest.approx(want, rel=1e-9, abs=1e-9)
+
+
 def test_device_load_from_a_measurement_record() -> None:
     m = json.loads(GOLDEN.read_text())
     ld = device_load(m, rack="R01", node="node01", t_begin_s=100.0, t_end_s=100.0 + m["core_phase_s"])
@@ -344,8 +357,8 @@ def test_constant_power_energy_is_power_times_window(power_w: float, t0: float, 
     n = int((length_s + 10) / period_s) + 2
     iv = period_s if interval else 0.0
     spec = MeterSpec("pdu", "rack", "polled", 0.01, resolution_w, iv, period_s)
-    reads = [Reading(t, t + iv, power_w=power_w + (resolution_w / 2) * (-1) ** i)
-             for i in range(n) if (t := t0 - 3 + (i + phase) * period_s) is not None]
+    times = [t0 - 3 + (i + phase) * period_s for i in range(n)]
+    reads = [Reading(t, t + iv, power_w=power_w + (resolution_w / 2) * (-1) ** i) for i, t in enumerate(times)]
     se = source_energy(MeterSeries(spec, reads), t0, t0 + length_s)
     assert se.status == "ok"
     assert abs(se.energy_j - power_w * length_s) <= resolution_w / 2 * length_s * (1 + 1e-9)
