@@ -12,6 +12,24 @@ def _f(x: Any, fmt: str = "{:.1f}") -> str:
     return "—" if x is None else fmt.format(x)
 
 
+#: throughput units, largest first, as (name, factor from TFLOPS); a table takes the first in which
+#: none of its figures prints as 0.00 (a CPU's 0.004 TFLOPS is 4.00 GFLOPS, not zero)
+THROUGHPUT_UNITS: tuple[tuple[str, float], ...] = (("TFLOPS", 1.0), ("GFLOPS", 1e3), ("MFLOPS", 1e6))
+
+
+def throughput_unit(tflops: list[Any]) -> tuple[str, float]:
+    """The unit (name, factor from TFLOPS) a column of these figures is printed in."""
+    positive = [x for x in tflops if isinstance(x, (int, float)) and x > 0]
+    for name, factor in THROUGHPUT_UNITS:
+        if all(round(x * factor, 2) > 0 for x in positive):
+            return name, factor
+    return THROUGHPUT_UNITS[-1]
+
+
+def _scaled(tflops: Any, factor: float) -> str:
+    return _f(None if tflops is None else tflops * factor, "{:.2f}")
+
+
 def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
     import sys
 
@@ -19,7 +37,8 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 150)
     plan = payload.get("plan") or {}
     console.print(f"[bold]run[/] {payload['run_id']}  [dim]{payload['run_dir']}[/]  status: {payload['status']}  "
-                  f"profile: {plan.get('profile')}  core phase: {plan.get('duration_s')} s  seed: {plan.get('seed')}",
+                  f"profile: {plan.get('profile')}  core phase (planned): {_f(plan.get('duration_s'))} s per dtype  "
+                  f"seed: {plan.get('seed')}",
                   highlight=False)
     warnings: list[str] = []
     ms = payload["measurements"]
@@ -34,8 +53,9 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
         d.add_row(name, str(m.get("model") or "—"),
                   f"{m.get('power_scope')}/{pm}" if pm not in (None, "none") else "not measured 未测")
     console.print(d)
+    unit, factor = throughput_unit([m.get("tflops") for m in ms])
     t = Table(title="实测算力 / measured dense GEMM (FLOPs = 2·m·n·k; median of the core phase)", title_justify="left")
-    for col, just in (("设备\ndevice", "left"), ("精度\ndtype", "left"), ("m×n×k", "left"), ("TFLOPS\nmedian", "right"),
+    for col, just in (("设备\ndevice", "left"), ("精度\ndtype", "left"), ("m×n×k", "left"), (f"{unit}\nmedian", "right"),
                       ("IQR", "right"), ("峰值占比\n% peak", "right"), ("功率\nW", "right"),
                       ("算效\nGFLOPS/W", "right"), ("等级\ngrade", "left"), ("正确\nvalid", "left")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -44,7 +64,7 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
         frac = m.get("fraction_of_peak")
         t.add_row(
             f"{m.get('host')}:{m['device']}", m["dtype"], shape,
-            _f(m.get("tflops"), "{:.2f}"), _f(m.get("tflops_iqr"), "{:.2f}"),
+            _scaled(m.get("tflops"), factor), _scaled(m.get("tflops_iqr"), factor),
             ("n/a" if m.get("tflops") else "—") if frac is None else f"{frac * 100:.1f}%",
             _f(m.get("power_w")), _f(m.get("gflops_per_w"), "{:.1f}"),
             m.get("grade") or "—", "✔" if m.get("valid") else f"✘ {m.get('status')}",
@@ -62,16 +82,17 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
         if m.get("error"):
             warnings.append(f"{where}: {m['status']}: {m['error'].splitlines()[0]}")
         if m.get("grade") == "smoke" and m.get("tflops"):
-            warnings.append(f"{where}: core phase {m.get('core_phase_s', 0):.1f} s < 60 s: "
+            warnings.append(f"{where}: measured core phase {m.get('core_phase_s', 0):.1f} s < 60 s: "
                             "graded 'smoke', does not count towards a verdict")
     console.print(t)
     if payload.get("aggregates"):
+        a_unit, a_factor = throughput_unit([g.get("tflops") for g in payload["aggregates"]])
         a = Table(title="节点合计 / node totals (valid devices)", title_justify="left")
-        for col in ("精度\ndtype", "设备数\ndevices", "TFLOPS\nsum", "功率 W", "算效\nGFLOPS/W", "功率口径\npower scope", "离群\noutliers"):
+        for col in ("精度\ndtype", "设备数\ndevices", f"{a_unit}\nsum", "功率 W", "算效\nGFLOPS/W", "功率口径\npower scope", "离群\noutliers"):
             a.add_column(col)
         for g in payload["aggregates"]:
             scope = "sum of devices" if g.get("power_scope") == "device" else f"{g.get('power_scope')} ({g.get('power_source')})"
-            a.add_row(g["dtype"], str(g["devices"]), _f(g.get("tflops"), "{:.2f}"), _f(g.get("power_w")),
+            a.add_row(g["dtype"], str(g["devices"]), _scaled(g.get("tflops"), a_factor), _f(g.get("power_w")),
                       _f(g.get("gflops_per_w")), f"{scope}/{g.get('power_method')}",
                       ", ".join(map(str, g.get("outliers") or [])) or "—")
             for o in g.get("outliers") or []:

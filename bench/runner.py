@@ -249,8 +249,9 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
         else:
             shapes = gemm.candidate_shapes(dtype, free_b, quick=backend.prefers_small_shapes,
                                             limit=plan.max_shapes)
-            best, tried = gemm.search_best_shape(backend, index, dtype, shapes, plan.seed,
-                                                 batch_ms=plan.batch_ms, batches=plan.search_batches)
+            best, tried = gemm.search_best_shape(
+                backend, index, dtype, shapes, plan.seed, batch_ms=plan.batch_ms, batches=plan.search_batches,
+                on_candidate=lambda done, total: emit("search", device=index, dtype=dtype, done=done, total=total))
         emit("phase", device=index, dtype=dtype, phase="warmup", total_s=None)
         wl = gemm.GemmWorkload(backend, index, dtype, best, plan.seed)
         try:

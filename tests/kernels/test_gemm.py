@@ -432,15 +432,20 @@ def test_candidate_shapes_large_gpu_and_quick() -> None:
 # -- shape search ---------------------------------------------------------------------------
 
 
-def test_search_best_shape_skips_oom(cpu, monkeypatch) -> None:
+def _out_of_memory_above(monkeypatch, m: int) -> None:
+    """Shapes with more than ``m`` rows fail to allocate, as on a device short of memory."""
     original = GemmWorkload._fill_inputs
 
     def fill(self: GemmWorkload) -> None:
-        if self.shape.m > 256:
+        if self.shape.m > m:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         original(self)
 
     monkeypatch.setattr(GemmWorkload, "_fill_inputs", fill)
+
+
+def test_search_best_shape_skips_oom(cpu, monkeypatch) -> None:
+    _out_of_memory_above(monkeypatch, 256)
     shapes = [GemmShape(128, 128, 128), GemmShape(256, 256, 256), GemmShape(512, 512, 512)]
     best, results = search_best_shape(cpu, 0, "fp32", shapes, seed=0, batch_ms=5, batches=2)
     assert best in shapes[:2]
@@ -448,6 +453,17 @@ def test_search_best_shape_skips_oom(cpu, monkeypatch) -> None:
     assert results[2]["tflops"] is None and "out of memory" in results[2]["error"]
     assert all(r["tflops"] > 0 for r in results[:2])
     assert max(results[:2], key=lambda r: r["tflops"])["m"] == best.m
+
+
+def test_search_reports_each_try(cpu, monkeypatch) -> None:
+    """on_candidate(done, total): once before the first try, then after each, an out-of-memory
+    shape's skipped second-pass try included, so a progress display reaches total."""
+    _out_of_memory_above(monkeypatch, 128)
+    seen: list[tuple[int, int]] = []
+    shapes = [GemmShape(128, 128, 128), GemmShape(256, 256, 256)]
+    search_best_shape(cpu, 0, "fp32", shapes, seed=0, batch_ms=1, batches=1,
+                      on_candidate=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 def test_search_best_shape_all_fail(cpu, monkeypatch) -> None:
