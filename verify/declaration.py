@@ -398,6 +398,14 @@ def _short(v: Any) -> Any:
     return v if not isinstance(v, (str, bytes)) or len(v) < 60 else v[:57] + "..."
 
 
+def yaml_issue(exc: yaml.YAMLError, expected: str = "valid YAML") -> Issue:
+    """A YAML syntax error as an issue at its line and column."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+    problem = getattr(exc, "problem", None) or str(exc)
+    return Issue(where, _MISSING, f"{expected} ({problem})")
+
+
 def load_declaration(path: str | Path) -> Declaration:
     """Read and validate a declaration file (YAML, safe loading, duplicate keys rejected)."""
     p = Path(path)
@@ -410,10 +418,7 @@ def load_declaration(path: str | Path) -> Declaration:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DeclarationError(str(p), [Issue(where, _MISSING, f"valid YAML ({problem})")]) from None
+        raise DeclarationError(str(p), [yaml_issue(exc)]) from None
     except RecursionError:
         raise DeclarationError(str(p), [Issue("(file)", _MISSING, "YAML nested less deeply")]) from None
     return parse_declaration(data, str(p))
