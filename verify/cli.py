@@ -108,6 +108,12 @@ def verify_cmd(
     lang: Lang = typer.Option(Lang.zh, "--lang", help="zh: Chinese labels with English beside; en: English."),
     no_mandatory_block: bool = typer.Option(False, "--no-mandatory-block", help="Unmet mandatory indicators do not block certification."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the report to FILE instead of stdout."),
+    level: Optional[int] = typer.Option(
+        None, "--level", min=1, help="Sampling level (1, 2 or 3; default: the sample plan's, else rules/sampling.yaml's)."
+    ),
+    sample_plan: Optional[Path] = typer.Option(
+        None, "--sample-plan", metavar="PLAN.json", help="`bench sample` plan: only the racks it drew count, and all must be measured."
+    ),
 ) -> None:
     """Score with measured figures from `bench run` records and check each declared claim.
 
@@ -115,27 +121,43 @@ def verify_cmd(
     """
     from icb_bench.bench.record import RecordError
 
-    from .measured import load_records, verify
+    from .measured import LevelError, load_records, verify
     from .report import render
 
     decl, rules = _load(decl_path)
+    plan = _load_plan(sample_plan) if sample_plan is not None else None
     try:
         records = load_records(results)
     except RecordError as exc:
         _fail(f"results: {exc}")
     except (OSError, ValueError, TypeError, AttributeError) as exc:  # a manifest that is JSON but not a record
         _fail(f"results: unreadable record ({type(exc).__name__}: {exc})")
-    v = verify(
-        decl,
-        records,
-        rules=rules,
-        basis=basis.value,  # type: ignore[arg-type]
-        tolerance=tolerance,
-        min_efficiency=min_efficiency,
-        mandatory_block=not no_mandatory_block,
-    )
+    try:
+        v = verify(
+            decl,
+            records,
+            rules=rules,
+            basis=basis.value,  # type: ignore[arg-type]
+            tolerance=tolerance,
+            min_efficiency=min_efficiency,
+            mandatory_block=not no_mandatory_block,
+            level=level,
+            sample_plan=plan,
+            sample_plan_path=sample_plan,
+        )
+    except LevelError as exc:  # a --level the rules do not know, or one the plan was not drawn at
+        _fail(f"--level: {exc}")
     _emit(render(v, fmt.value, lang.value), out)
     raise typer.Exit(0 if v.all_confirmed else 1)
+
+
+def _load_plan(path: Path):
+    from .sample_plan import SamplePlanError, load_sample_plan
+
+    try:
+        return load_sample_plan(path)
+    except SamplePlanError as exc:
+        _fail(f"--sample-plan: {exc}")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,18 +14,26 @@ JSON (``schema: icb-bench/score/1``; ``bench verify`` writes ``icb-bench/verify/
                    value (what was scored, canonical unit), value_unit, value_text, requirement,
                    source (declared | measured | nominal), conditions: [...], note}],
      # bench verify only:
-     basis, tolerance, min_efficiency, all_confirmed,
+     basis, tolerance, min_efficiency, all_confirmed, level (sampling level),
+     sample_plan: null | {path, level, racks, plan_sha256, nonce_sha256, outside, not_measured,
+                          no_rack_efficiency, unplaced},
      claims: [{id, field, zh, en, unit, precision, declared, figure, low, high, source, required, status, reason}],
      fp16: {precision, unit: PFLOPS, declared, nominal, measured, measured_low, measured_high, attainment,
-            complete, scored, models: [{model, key, count, datasheet_tflops, median_tflops, q1/q3/min/max,
-            ci_low/ci_high, attainment, credited, reason, ...}]},
-     domestic_share, efficiency: [rack-scope figures], efficiency_lower_scopes: [node/device summaries],
+            complete, scored, level, gaps: [why a model's measured figure cannot count],
+            models: [{model, key, count, sampled, required, rule_met, invalid, datasheet_tflops,
+            mean_tflops (failed devices as zero), stdev_tflops, ci_low/ci_high_tflops (interval of the mean),
+            interval (t+fpc | census | single), median_tflops, q1/q3/min/max (correct devices),
+            measured_pflops, measured_low/high_pflops, confirmable, measured_reason, attainment,
+            credited, reason, ...}]},
+     domestic_share, efficiency: [rack-scope figures: gflops_per_w, low, high, assurance, status, reason, scored],
+     efficiency_lower_scopes: [node/device summaries],
      smoke_ignored (not assessment-grade), excluded (assessment-grade but not trusted, with the reason),
      unmatched_models, notes, runs}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -75,10 +83,15 @@ LABELS: dict[str, tuple[str, str]] = {
     "warnings": ("提示", "Warnings"),
     "model": ("型号", "Model"),
     "count": ("数量", "Count"),
-    "sampled": ("抽测", "Sampled"),
+    "sampled": ("抽测/应抽", "Sampled/required"),
+    "interval": ("95% 区间", "95% interval"),
+    "extrapolated": ("外推", "Extrapolated"),
+    "assurance": ("计量来源", "Assurance"),
+    "level": ("抽样等级", "sampling level"),
+    "plan": ("抽样方案", "Sample plan"),
     "datasheet": ("规格峰值", "Datasheet peak"),
-    "per_device": ("单卡实测", "Per device"),
-    "spread": ("四分位", "IQR"),
+    "per_device": ("单卡实测（均值）", "Per device (mean)"),
+    "spread": ("四分位（合格卡）", "IQR (correct devices)"),
     "credited": ("计入标称", "Credited"),
     "claims": ("申报核验", "Claims"),
     "claim": ("核验项", "Claim"),
@@ -90,7 +103,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "scored": ("计分", "scored"),
     "scope": ("功率范围", "Power scope"),
     "smoke": ("冒烟测试（不计）", "Smoke measurements (ignored)"),
-    "excluded": ("剔除（不计）", "Excluded (ignored)"),
+    "excluded": ("剔除（不计或计零）", "Excluded (ignored, or counted as zero)"),
     "notes": ("说明", "Notes"),
     "domestic": ("国产", "domestic"),
     "section": ("分项", "Section"),
@@ -245,6 +258,8 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
     out["tolerance"] = _num(v.tolerance)
     out["min_efficiency"] = _num(v.min_efficiency)
     out["all_confirmed"] = v.all_confirmed
+    out["level"] = v.level
+    out["sample_plan"] = None if v.plan is None else dataclasses.asdict(v.plan)
     out["claims"] = [
         {
             "id": c.id,
@@ -275,6 +290,8 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
         "attainment": v.site.attainment,
         "complete": v.site.complete,
         "scored": v.basis,
+        "level": v.site.level,
+        "gaps": list(v.site.gaps),
         "models": [
             {
                 "model": m.model,
@@ -287,8 +304,13 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
                 "datasheet_kind": m.datasheet_kind,
                 "above_datasheet": m.above_datasheet,
                 "sampled": m.sampled,
+                "required": m.required,
+                "rule_met": m.rule_met,
                 "invalid": m.invalid,
                 "below_efficiency": m.below_efficiency,
+                "mean_tflops": m.mean_tflops,
+                "stdev_tflops": m.stdev_tflops,
+                "interval": m.interval,
                 "median_tflops": m.median_tflops,
                 "q1_tflops": m.q1_tflops,
                 "q3_tflops": m.q3_tflops,
@@ -300,6 +322,10 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
                 "credited": m.credited,
                 "nominal_pflops": m.nominal_pflops,
                 "measured_pflops": m.measured_pflops,
+                "measured_low_pflops": m.measured_low_pflops,
+                "measured_high_pflops": m.measured_high_pflops,
+                "confirmable": m.confirmable,
+                "measured_reason": m.measured_reason,
                 "reason": m.reason,
             }
             for m in v.models
@@ -311,12 +337,18 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
             "scope": e.scope,
             "run_id": e.run_id,
             "label": e.label,
+            "rack_id": e.rack_id,
             "gflops_per_w": e.gflops_per_w,
+            "gflops_per_w_low": e.low,
+            "gflops_per_w_high": e.high,
             "nominal_gflops_per_w": e.nominal_gflops_per_w,
             "tflops": e.tflops,
             "power_w": e.power_w,
+            "assurance": e.assurance,
+            "status": e.status,
+            "reason": e.reason,
             "precision": "fp16",
-            "scored": True,
+            "scored": e.scored,
         }
         for e in v.racks
     ]
@@ -449,58 +481,91 @@ def _scorecard_tables(card: Scorecard, lang: str) -> list[Any]:
     return out
 
 
-def _verification_tables(v: Verification, lang: str) -> list[Any]:
-    out: list[Any] = []
-    m = Table(title=f"{L('site_fp16', lang)} — FP16 dense", box=box.SIMPLE_HEAVY)
-    for key in ("model", "count", "sampled", "datasheet", "per_device", "spread", "attainment", "credited"):
+def _range(lo: float | None, hi: float | None, digits: int) -> str:
+    return "—" if lo is None or hi is None else f"[{units.fmt_number(lo, digits)}, {units.fmt_number(hi, digits)}]"
+
+
+def _model_table(v: Verification, lang: str) -> list[Any]:
+    m = Table(title=f"{L('site_fp16', lang)} — FP16 dense · {L('level', lang)} {v.level}", box=box.SIMPLE_HEAVY)
+    for key in ("model", "count", "sampled", "datasheet", "per_device", "spread", "extrapolated", "attainment", "credited"):
         m.add_column(L(key, lang), overflow="fold")
+    reasons: list[Any] = []
     for mf in v.models:
         spread = "—" if mf.q1_tflops is None else f"{units.fmt_number(mf.q1_tflops, 1)}–{units.fmt_number(mf.q3_tflops, 1)}"
         ds = _tf(mf.datasheet_tflops) + (f" ({mf.datasheet_kind})" if mf.datasheet_kind else "")
+        per = _tf(mf.mean_tflops) + ("" if mf.mean_tflops is None else " " + _range(mf.ci_low_tflops, mf.ci_high_tflops, 1))
+        extra = "—" if mf.measured_pflops is None else (
+            f"{units.fmt_number(mf.measured_pflops, 2)} PFLOPS {_range(mf.measured_low_pflops, mf.measured_high_pflops, 2)}")
         m.add_row(
             mf.model + (f" [{L('domestic', lang)}]" if mf.domestic else ""),
             str(mf.count),
-            f"{mf.sampled}" + (f" ({mf.invalid} ✗)" if mf.invalid else ""),
+            Text(f"{mf.sampled}/{mf.required}" + (f" ({mf.invalid} ✗)" if mf.invalid else ""),
+                 style="" if mf.rule_met else "red"),
             ds,
-            _tf(mf.median_tflops) + (" (FP16)" if mf.median_tflops is not None else ""),
+            per,
             spread,
+            Text(extra, style="" if mf.confirmable else "yellow"),
             _pct(mf.attainment),
-            Text(L("yes", lang), style="green") if mf.credited else Text(L("no", lang) + (f": {mf.reason}" if mf.reason else ""), style="red"),
+            _yes(mf.credited, lang),
         )
-    out.append(m)
+        parts = dict.fromkeys(part for x in (mf.measured_reason, mf.reason) if x for part in x.split("; "))
+        if parts:
+            reasons.append(Text(f"  {mf.model}: " + "; ".join(parts), style="dim"))
+    return [m, *reasons]
+
+
+def _rack_table(v: Verification, lang: str) -> Table:
+    e = Table(title=f"{L('rack_eff', lang)} (FP16)", box=box.SIMPLE)
+    for key in ("scope", "model", "measured_eff", "interval", "nominal_eff", "assurance", "scored"):
+        e.add_column(L(key, lang) if key != "model" else "ID", overflow="fold")
+    gpw = " GFLOPS/W"
+    if len(v.racks) <= 30:
+        for f in v.racks:
+            eff = f"{f.status}: {f.reason}" if f.gflops_per_w is None else f"{units.fmt_number(f.gflops_per_w, 1)}{gpw}"
+            e.add_row(
+                f.scope,
+                f"{f.run_id}/{f.label}",
+                eff,
+                _range(f.low, f.high, 1),
+                "—" if f.nominal_gflops_per_w is None else f"{units.fmt_number(f.nominal_gflops_per_w, 1)}{gpw}",
+                f.assurance or "—",
+                _yes(f.scored, lang),
+            )
+    else:
+        for scored in (True, False):
+            effs = sorted(r.gflops_per_w for r in v.racks if r.scored == scored and r.gflops_per_w is not None)
+            if effs:
+                e.add_row("rack", f"{len(effs)} racks (median; min–max)",
+                          f"{units.fmt_number(effs[len(effs) // 2], 1)}{gpw}; {units.fmt_number(effs[0], 1)}–{units.fmt_number(effs[-1], 1)}",
+                          "", "", "", _yes(scored, lang))
+        for f in v.racks:
+            if f.gflops_per_w is None:
+                e.add_row(f.scope, f"{f.run_id}/{f.label}", f"{f.status}: {f.reason}", "—", "—", f.assurance or "—", _yes(False, lang))
+    for x in v.lower_scopes:
+        e.add_row(x.scope, f"{x.n} × {x.scope} (median; min–max)",
+                  f"{units.fmt_number(x.median, 1)}{gpw}; {units.fmt_number(x.min, 1)}–{units.fmt_number(x.max, 1)}",
+                  "—", "—", "—", _yes(False, lang))
+    return e
+
+
+def _verification_tables(v: Verification, lang: str) -> list[Any]:
+    out: list[Any] = _model_table(v, lang)
     s = Table(box=box.SIMPLE)
     s.add_column(L("site_fp16", lang))
     s.add_column("PFLOPS (FP16)")
     s.add_column(L("scored", lang))
     s.add_row(L("declared", lang), _pf(float(v.site.declared) if v.site.declared is not None else None), "")
     s.add_row(L("nominal", lang), _pf(v.site.nominal), "◀" if v.basis == "nominal" else "")
-    meas = _pf(v.site.measured) + f"  [{units.fmt_number(v.site.measured_low, 2)}, {units.fmt_number(v.site.measured_high, 2)}]"
+    meas = _pf(v.site.measured) + "  " + _range(v.site.measured_low, v.site.measured_high, 2)
     s.add_row(L("measured", lang), meas, "◀" if v.basis == "measured" else "")
     s.add_row(L("attainment", lang), _pct(v.site.attainment), "")
     out.append(s)
+    if v.plan is not None:
+        pl = v.plan
+        out.append(Text(f"{L('plan', lang)}: {pl.path} · {L('level', lang)} {pl.level} · {len(pl.racks)} racks · "
+                        f"plan_sha256 {pl.plan_sha256[:12]}…", style="dim"))
     if v.racks or v.lower_scopes:
-        e = Table(title=f"{L('rack_eff', lang)} (FP16)", box=box.SIMPLE)
-        for key in ("scope", "model", "measured_eff", "nominal_eff", "scored"):
-            e.add_column(L(key, lang) if key != "model" else "ID")
-        racks = v.racks if len(v.racks) <= 30 else []
-        for f in racks:
-            e.add_row(
-                f.scope,
-                f"{f.run_id}/{f.label}",
-                f"{units.fmt_number(f.gflops_per_w, 1)} GFLOPS/W",
-                "—" if f.nominal_gflops_per_w is None else f"{units.fmt_number(f.nominal_gflops_per_w, 1)} GFLOPS/W",
-                _yes(True, lang),
-            )
-        if len(v.racks) > 30:
-            effs = sorted(r.gflops_per_w for r in v.racks)
-            e.add_row("rack", f"{len(effs)} racks (median; min–max)",
-                      f"{units.fmt_number(effs[len(effs) // 2], 1)} GFLOPS/W; {units.fmt_number(effs[0], 1)}–{units.fmt_number(effs[-1], 1)}",
-                      "", _yes(True, lang))
-        for x in v.lower_scopes:
-            e.add_row(x.scope, f"{x.n} × {x.scope} (median; min–max)",
-                      f"{units.fmt_number(x.median, 1)} GFLOPS/W; {units.fmt_number(x.min, 1)}–{units.fmt_number(x.max, 1)}",
-                      "—", _yes(False, lang))
-        out.append(e)
+        out.append(_rack_table(v, lang))
     c = Table(title=L("claims", lang), box=box.SIMPLE_HEAVY)
     for key in ("claim", "declared", "figure", "lower", "needed", "source", "status"):
         c.add_column(L(key, lang), overflow="fold")
@@ -528,7 +593,7 @@ def _verification_tables(v: Verification, lang: str) -> list[Any]:
     out.append(c)
     for cl in v.claims:
         out.append(Text(f"  {cl.id}: {cl.reason}", style="dim"))
-    out.append(Text(f"tolerance {units.fmt_number(v.tolerance * 100, 2)}% · min-efficiency {units.fmt_number(v.min_efficiency * 100, 2)}% · basis {v.basis}", style="dim"))
+    out.append(Text(f"tolerance {units.fmt_number(v.tolerance * 100, 2)}% · min-efficiency {units.fmt_number(v.min_efficiency * 100, 2)}% · basis {v.basis} · level {v.level}", style="dim"))
     if v.smoke:
         shown = ", ".join(v.smoke[:10]) + (f" … (+{len(v.smoke) - 10})" if len(v.smoke) > 10 else "")
         out.append(Text(f"{L('smoke', lang)}: {shown}", style="yellow"))

@@ -109,23 +109,53 @@ def write_run(
     return path
 
 
-def rack_aggregate(rack_id: str, gflops_per_w: float, *, grade: str = "assessment", devices: int = 32, dtype: str = "fp16",
-                   scope: str = "rack") -> dict[str, Any]:
+def rack_aggregate(rack_id: str, gflops_per_w: float | None, *, grade: str = "assessment", devices: int = 32, dtype: str = "fp16",
+                   scope: str = "rack", power_scope: str | None = None, assurance: str | None = "rack-meter",
+                   uncertainty_rel: float | None = 0.01, status: str = "ok", reason: str | None = None,
+                   nodes: list[str] | None = None) -> dict[str, Any]:
+    """A rack aggregate in the fleet contract's format (``uncertainty_rel=None``: no bounds stated)."""
     power = 40000.0
-    return {
+    agg: dict[str, Any] = {
         "scope": scope,
         "rack_id": rack_id,
         "dtype": dtype,
+        "nodes": nodes or [],
         "devices": devices,
-        "tflops": gflops_per_w * power / 1000,
+        "devices_expected": devices,
+        "devices_valid": devices,
+        "window_s": 120.0,
+        "tflops": None if gflops_per_w is None else gflops_per_w * power / 1000,
         "power_w": power,
         "energy_j": power * 120,
         "gflops_per_w": gflops_per_w,
-        "power_scope": scope,
+        "power_scope": power_scope or scope,
         "power_method": "polled",
+        "status": status,
+        "reason": reason,
         "grade": grade,
-        "valid": True,
+        "valid": status == "ok",
     }
+    if assurance is not None:
+        agg["assurance"] = assurance
+    if uncertainty_rel is not None and gflops_per_w is not None:
+        agg.update(uncertainty_rel=uncertainty_rel, gflops_per_w_low=gflops_per_w * (1 - uncertainty_rel),
+                   gflops_per_w_high=gflops_per_w * (1 + uncertainty_rel))
+    return agg
+
+
+H100 = "NVIDIA H100 80GB HBM3"  # what the driver reports for the SXM part
+ASCEND = "Ascend910B3"
+#: devices the example declaration's inventory needs measured at level 1 (⌈300/10⌉, ⌈2600/10⌉)
+N_H100, N_ASCEND = 30, 260
+
+
+def site_measurements(h100: float = 700.0, ascend: float = 260.0, n_h100: int = N_H100, n_ascend: int = N_ASCEND,
+                      **extra: Any) -> list[dict[str, Any]]:
+    """Enough devices of both example models for the level-1 rule; throughput varies by 0–2 TFLOPS."""
+    ms = [measurement("g", i, H100, h100 + (i % 3), **extra) for i in range(n_h100)]
+    ms += [measurement("a", i, ASCEND, ascend + (i % 3), peak=313.0, domestic=True, vendor="Huawei", **extra)
+           for i in range(n_ascend)]
+    return ms
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from icb_bench.verify.cli import register
 
-from .conftest import EXAMPLE_COPY, example_dict, measurement, rack_aggregate, write_decl, write_run
+from .conftest import EXAMPLE_COPY, example_dict, rack_aggregate, site_measurements, write_decl, write_run
 
 runner = CliRunner()
 
@@ -103,10 +103,20 @@ def test_missing_file_exit_2(app):
     assert r.exit_code == 2 and "Traceback" not in r.output
 
 
-def _records(tmp_path, h100=701.0, ascend=261.0):
-    ms = [measurement("g", i, "NVIDIA H100 80GB HBM3", h100) for i in range(4)]
-    ms += [measurement("a", i, "Ascend910B3", ascend, peak=313.0, domestic=True) for i in range(4)]
+def _records(tmp_path, h100=701.0, ascend=261.0, **extra):
+    """Enough devices for the level-1 rule (30 H100, 260 Ascend), in racks R1 (H100) and R2 (Ascend)."""
+    ms = [{**m, "rack_id": "R1" if m["host"] == "g" else "R2"} for m in site_measurements(h100, ascend, **extra)]
     return write_run(tmp_path / "runs" / "r1", ms, [rack_aggregate("R1", 130.0), rack_aggregate("R2", 131.0)])
+
+
+def _plan(tmp_path, racks, level=1):
+    from icb_bench.verify.sample_plan import plan_digest
+
+    doc = {"schema": "icb-bench/sample-plan/1", "racks": racks, "level": level, "nonce_sha256": "0" * 64, "models": []}
+    doc["plan_sha256"] = plan_digest(doc)
+    p = tmp_path / "plan.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    return p
 
 
 def test_verify_all_confirmed_exit_0_json(app, tmp_path):
@@ -146,3 +156,42 @@ def test_verify_bad_options_exit_2(app, tmp_path, opt):
     _records(tmp_path)
     r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", *opt)
     assert r.exit_code == 2
+
+
+def test_verify_level_option(app, tmp_path):
+    _records(tmp_path)
+    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--level", "3", "--format", "json")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    h = next(m for m in doc["fp16"]["models"] if m["key"] == "h100-sxm")
+    assert doc["level"] == 3 and (h["sampled"], h["required"], h["rule_met"]) == (30, 300, False)
+    a27 = next(c for c in doc["claims"] if c["id"] == "A2.7")
+    assert a27["status"] == "INCONCLUSIVE" and "30 of 300 NVIDIA H100 SXM5 80GB measured; the rule asks for 300" in a27["reason"]
+
+
+def test_verify_sample_plan_option(app, tmp_path):
+    _records(tmp_path)
+    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2"]), "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["sample_plan"]["racks"] == ["R1", "R2"] and doc["sample_plan"]["not_measured"] == []
+    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2", "R9"]),
+             "--format", "junit", "--lang", "en")
+    assert r.exit_code == 1 and "drawn rack(s) not measured: R9" in r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--sample-plan", "PLAN_BAD"], ["--sample-plan", "schema"]),
+    (["--sample-plan", "PLAN_L2", "--level", "1"], ["--level", "differs from the sample plan's level 2"]),
+    (["--level", "7"], ["--level", "not one of"]),
+    (["--sample-plan", "/nonexistent/plan.json"], ["--sample-plan", "unreadable sample plan"]),
+])
+def test_verify_bad_plan_or_level_exit_2(app, tmp_path, args, words):
+    _records(tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "other", "racks": ["R1"]}), encoding="utf-8")
+    subst = {"PLAN_BAD": bad, "PLAN_L2": _plan(tmp_path, ["R1", "R2"], level=2)}
+    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", *[subst.get(a, a) for a in args])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert all(w in r.output for w in words), r.output
+
