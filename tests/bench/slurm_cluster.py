@@ -184,7 +184,10 @@ def _wait(cluster: SlurmCluster, what: str, ready: Callable[[], bool]) -> None:
 
 
 def _nodes_idle(cluster: SlurmCluster) -> bool:
-    out = cluster.run(_tool("sinfo"), "-h", "-N", "-o", "%N %t", timeout_s=60).stdout.split()
+    try:
+        out = cluster.run(_tool("sinfo"), "-h", "-N", "-o", "%N %t", timeout_s=60).stdout.split()
+    except subprocess.TimeoutExpired:
+        return False  # slurmctld busy or not up yet: _wait's deadline decides
     states = dict(zip(out[::2], out[1::2]))
     return all(states.get(n) == "idle" for n in NODES)
 
