@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -118,8 +119,16 @@ def run(
     outlier_tolerance: float = typer.Option(0.10, "--outlier-tolerance", help="flag devices below (1 − tol) × the median"),
     sample_hz: float = typer.Option(20.0, "--sample-hz", help="power polling rate (≥ 10 Hz)"),
     node_power: Optional[str] = typer.Option(None, "--node-power", help="the node's BMC, e.g. redfish+https://admin@bmc/redfish/v1/Chassis/1/Power?delay_s=7.5 (password in $ICB_NODE_POWER_PASSWORD)"),
+    node_name: Optional[str] = typer.Option(None, "--node-name", help="this node's name in a multi-node run (default: the hostname)"),
+    site: Optional[Path] = typer.Option(None, "--site", help="site file (racks, nodes, PDUs, BMCs): rank 0 polls the meters of the racks under test"),
+    fleet_timeout: float = typer.Option(900.0, "--fleet-timeout", help="multi-node: seconds a common start waits for a node that does not arrive"),
+    node_timeout: float = typer.Option(30.0, "--node-timeout", help="multi-node: a node silent this many seconds is dead"),
 ) -> None:
-    """Measure sustained GEMM throughput and energy on every selected device, all at once."""
+    """Measure sustained GEMM throughput and energy on every selected device, all at once.
+
+    Started by torchrun (`--nproc-per-node 1 --no-python bench run …`), `srun bench run …` or a
+    Kubernetes operator, every node of the job measures at once, with common starts across the job;
+    rank 0 writes the whole run (every node's shard below `nodes/`)."""
     from icb_bench.kernels.backends import backend_names, detect_backend, get_backend
     from icb_bench.kernels.errors import BackendUnavailable
 
@@ -137,6 +146,23 @@ def run(
         if not math.isfinite(sample_hz) or sample_hz < 10:
             raise UsageError(f"--sample-hz: {sample_hz:g} is below 10 Hz, the slowest rate that gives a usable power trace")
         # every check that needs no device comes first: the backends below import torch (seconds)
+        from . import cli_fleet
+
+        for opt, val in (("--fleet-timeout", fleet_timeout), ("--node-timeout", node_timeout)):
+            if not (math.isfinite(val) and val > 0):
+                raise UsageError(f"{opt}: {val:g} is not a positive, finite number of seconds")
+        if site is not None and not site.is_file():
+            raise UsageError(f"--site: {site}: no such file; expected a site file (see `bench sample --help`)")
+        try:
+            cli_fleet.check_node_name(node_name)
+            launch = cli_fleet.detect()
+        except cli_fleet.FleetUsageError as exc:
+            raise UsageError(str(exc)) from exc
+        if site is not None and launch is None:
+            raise UsageError("--site: rack meters need a multi-node run (torchrun, srun or an operator); "
+                             "for one node use --node-power")
+        if node_name is not None and launch is None:
+            os.environ["ICB_BENCH_NODE_NAME"] = node_name
         wanted = parse_dtypes(dtypes)
         fixed = parse_shape(shape)
         run_dir = out or Path("results") / new_run_id()
@@ -175,17 +201,26 @@ def run(
         raise fail(str(exc))
 
     display = RunDisplay(plan, enabled=not json_out)
-    with display:
-        outcome = execute(plan, run_dir, display.on_event, scope_readers=scope_readers)
-    payload = run_payload(record.load_run(run_dir))
-    payload["exit_code"] = outcome.exit_code
+    if launch is not None:
+        fargs = cli_fleet.FleetArgs(node_name, site, fleet_timeout, node_timeout)
+        try:
+            with display:
+                shown_dir, code, _root = cli_fleet.run_fleet(launch, plan, out, fargs, display.on_event, scope_readers)
+        except cli_fleet.FleetUsageError as exc:
+            raise fail(str(exc))
+    else:
+        with display:
+            code = execute(plan, run_dir, display.on_event, scope_readers=scope_readers).exit_code
+        shown_dir = run_dir
+    payload = run_payload(record.load_run(shown_dir))
+    payload["exit_code"] = code
     if json_out:
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
         from .report import print_run
 
         print_run(payload)
-    raise typer.Exit(outcome.exit_code)
+    raise typer.Exit(code)
 
 
 def run_payload(rec: record.RunRecord) -> dict[str, Any]:
@@ -205,8 +240,14 @@ def run_payload(rec: record.RunRecord) -> dict[str, Any]:
         "host": (m.get("host") or {}).get("hostname"),
         "measurements": [summarize(x) for x in rec.measurements],
         # a partial record (killed run) has no aggregates yet: compute them from what is on disk
-        "aggregates": rec.aggregates or node_aggregates(rec.measurements, _tolerance(m.get("plan") or {})),
+        "aggregates": (rec.aggregates or [a for p in rec.parts for a in p.aggregates]
+                       or node_aggregates(rec.measurements, _tolerance(m.get("plan") or {}))),
         "failed_devices": m.get("failed_devices", {}),
+        "kind": rec.kind,
+        "nodes": m.get("nodes") or [],
+        "missing_nodes": m.get("missing_nodes") or [],
+        "core_phase_skew": m.get("core_phase_skew") or [],
+        "runs": m.get("runs") or [],
     }
 
 
@@ -238,6 +279,32 @@ def show(
         print_run(payload)
 
 
+@app.command()
+def merge(
+    out: Path = typer.Argument(..., help="the site record to write (a new directory)"),
+    runs: list[Path] = typer.Argument(..., help="records of `bench run` (single-node or multi-node) to put in it"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+) -> None:
+    """Merge runs measured separately (other days, other jobs) into one site record.
+
+    Each run is copied whole and stays its own run (its windows and meters belong to it);
+    `bench show`, `bench verify` and `bench report` read all their measurements through OUT."""
+    from . import cli_fleet
+
+    try:
+        cli_fleet.merge_runs(out, runs)
+        rec = record.load_run(out)
+    except (cli_fleet.FleetUsageError, record.RecordError) as exc:
+        raise fail(str(exc))
+    payload = run_payload(rec)
+    if json_out:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        from .report import print_run
+
+        print_run(payload)
+
+
 def _register_subcommands() -> None:
     from icb_bench.verify.cli import register
 
@@ -248,6 +315,7 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+from .cli_sample import register as _reg_sample; _reg_sample(app)  # noqa: E402,E702
 
 
 def main() -> None:

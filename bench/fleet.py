@@ -38,6 +38,8 @@ POLL_S = 0.005
 HEARTBEAT_S = 1.0
 #: the bound on the skew between nodes' core phases (MLPerf Power's bound for timestamps)
 MAX_SKEW_S = 0.8
+#: after rank 0 finished, how long a live node may send nothing before it counts as missing (at least)
+END_STALL_MIN_S = 600.0
 #: top-level names a shipped file may have inside a node's shard
 SHARD_ENTRIES = ("manifest.json", "measurements", "traces")
 
@@ -407,16 +409,22 @@ class Coordinator:
             self.on_file(node, rel, data)
 
     # -- the end
-    def wait_all_done(self, deadline_s: float) -> None:
-        """Block until every node is done or dead (each dead one found by its heartbeat)."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            if all(n.done is not None or n.dead for n in self.nodes.values()):
+    def wait_all_done(self, stall_s: float) -> None:
+        """Block until every node is done or dead (a dead one is found by its heartbeat); a node
+        alive but sending nothing for ``stall_s`` (hung in a device call, say) counts as missing."""
+        last = dict(self.received)
+        last_change = {name: time.monotonic() for name in self.nodes}
+        while True:
+            pending = [n for n in self.nodes.values() if n.done is None and not n.dead]
+            if not pending:
                 return
+            now = time.monotonic()
+            for n in pending:
+                if self.received.get(n.name) != last.get(n.name):
+                    last[n.name], last_change[n.name] = self.received.get(n.name), now
+                elif now - last_change[n.name] > stall_s:
+                    n.dead, n.dead_reason = True, f"alive but nothing received from it for {stall_s:.0f} s after rank 0 finished"
             time.sleep(0.05)
-        for n in self.nodes.values():
-            if n.done is None and not n.dead:
-                n.dead, n.dead_reason = True, f"not done {deadline_s:.0f} s after rank 0 finished"
 
     def announce_merged(self) -> None:
         try:

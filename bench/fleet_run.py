@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import record
-from .fleet import MAX_SKEW_S, Coordinator, NodeLink, NodeState
+from .fleet import END_STALL_MIN_S, MAX_SKEW_S, Coordinator, NodeLink, NodeState
 from .fleet_job import FleetJob
 from .inventory import utc_now
 from .orchestrate import RunOutcome, execute, node_aggregates
@@ -74,7 +74,7 @@ def run_node(job: FleetJob, plan: RunPlan, run_dir: Path, on_event: Callable[[st
             link.wait_merged(opts.timeout_s)
             return FleetOutcome(outcome, run_dir, outcome.status, exit_code=outcome.exit_code)
         assert coord is not None
-        coord.wait_all_done(opts.timeout_s)
+        coord.wait_all_done(max(opts.timeout_s, END_STALL_MIN_S))
         coord.stop()
         if monitor is not None:
             monitor.stop()
@@ -124,7 +124,8 @@ def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coo
             measurements.append(m)
         nodes_out.append(entry)
     windows = timeline_windows(measurements)
-    skew = core_phase_skew(windows)
+    starts = {d: b.released_s for d, b in zip(plan.dtypes, coord.barriers)}
+    skew = core_phase_skew(windows, starts)
     aggregates: list[dict[str, Any]] = []
     for info in job.nodes:
         aggregates += node_aggregates([m for m in measurements if m.get("host") == info["name"]], plan.outlier_tolerance)
@@ -168,15 +169,19 @@ def timeline_windows(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
-def core_phase_skew(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per dtype: how far apart the nodes' core phases began and ended; nodes beyond the bound flagged."""
+def core_phase_skew(windows: list[dict[str, Any]], starts: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Per dtype: how far apart the devices' core phases began and ended. A node is out of bound
+    when one of its devices began more than :data:`MAX_SKEW_S` after the common start (rank 0's
+    release; the median begin where none is known) or ended that far from the median end."""
     out = []
     for dtype in dict.fromkeys(w["dtype"] for w in windows):
         ws = [w for w in windows if w["dtype"] == dtype]
-        b0 = statistics.median(w["t_begin_s"] for w in ws)
+        start = (starts or {}).get(dtype)
+        b0 = start if start is not None else statistics.median(w["t_begin_s"] for w in ws)
         e0 = statistics.median(w["t_end_s"] for w in ws)
-        flagged = sorted({str(w["node"]) for w in ws if abs(w["t_begin_s"] - b0) > MAX_SKEW_S or abs(w["t_end_s"] - e0) > MAX_SKEW_S})
-        out.append({"dtype": dtype, "begin_spread_s": max(w["t_begin_s"] for w in ws) - min(w["t_begin_s"] for w in ws),
+        flagged = sorted({str(w["node"]) for w in ws if w["t_begin_s"] - b0 > MAX_SKEW_S or abs(w["t_end_s"] - e0) > MAX_SKEW_S})
+        out.append({"dtype": dtype, "common_start_s": start,
+                    "begin_spread_s": max(w["t_begin_s"] for w in ws) - min(w["t_begin_s"] for w in ws),
                     "end_spread_s": max(w["t_end_s"] for w in ws) - min(w["t_end_s"] for w in ws),
                     "nodes_out_of_bound": flagged, "devices": len(ws)})
     return out

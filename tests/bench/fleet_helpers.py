@@ -1,0 +1,105 @@
+"""Start several `bench run` "nodes" on this host as one job (torchrun agents, loopback only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FAKES = Path(__file__).parent / "fakes"
+QUICK = ["--quick", "--duration", "2", "--shape", "128x128x128", "--json"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1",
+            "PYTHONPATH": f"{FAKES}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "ICB_BENCH_BACKENDS": "sleepy=fleet_backend:Sleepy", **extra}
+
+
+@dataclass
+class Node:
+    name: str
+    out: Path
+    proc: subprocess.Popen
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL the node: its torchrun agent and the bench process (torchrun starts its worker
+        in a session of its own, so both groups)."""
+        for pgid in [*_children(self.proc.pid), self.proc.pid]:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+
+    def result(self, timeout: float) -> dict:
+        """The `bench run --json` object this node printed. Waits for the bench process, not for
+        torchrun's agent: after a node died, the agents' exit barrier holds them up to 300 s."""
+        wait_for(lambda: self.stdout().rstrip().endswith("}"), timeout, f"{self.name}'s result")
+        wait_for(lambda: not _children(self.proc.pid) or self.proc.poll() is not None, 60, f"{self.name}'s bench process to exit")
+        return json.loads(self.stdout())
+
+    def stdout(self) -> str:
+        return (self.out.parent / f"{self.name}.out").read_text()
+
+    def stderr(self) -> str:
+        return (self.out.parent / f"{self.name}.err").read_text()
+
+
+def start_job(tmp: Path, n: int, bench_args: list[str], *, node_env: dict[int, dict[str, str]] | None = None,
+              port: int | None = None) -> list[Node]:
+    """``n`` torchrun agents (``--nnodes n --nproc-per-node 1``), each a node with its own --out."""
+    port = port or free_port()
+    nodes = []
+    for rank in range(n):
+        name = f"n{rank}"
+        out = tmp / f"out-{name}"
+        argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(n), "--nproc-per-node", "1",
+                "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
+                "--no-python", str(Path(sys.executable).parent / "bench"), "run", *bench_args,
+                "--node-name", name, "--out", str(out)]
+        with open(tmp / f"{name}.out", "w") as so, open(tmp / f"{name}.err", "w") as se:
+            proc = subprocess.Popen(argv, stdout=so, stderr=se, env=env(**(node_env or {}).get(rank, {})),
+                                    start_new_session=True)
+        nodes.append(Node(name, out, proc))
+    return nodes
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def wait_for(pred, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,91 @@
+"""Multi-node `bench run`: torchrun agents on this host as nodes (gloo on loopback, CPU backend),
+with no shared filesystem between nodes (each has its own --out)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from icb_bench.bench import record
+
+from fleet_helpers import QUICK, start_job, wait_for
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT_S = 300
+
+
+def _manifest(node) -> dict:
+    return json.loads((node.out / record.MANIFEST).read_text())
+
+
+def test_three_nodes_one_run_on_rank_0(tmp_path):
+    nodes = start_job(tmp_path, 3, ["--backend", "cpu", *QUICK, "--dtypes", "fp32,fp16"])
+    codes = [n.wait(TIMEOUT_S) for n in nodes]
+    assert codes == [0, 0, 0], [n.stderr()[-2000:] for n in nodes]
+    root = nodes[0].out
+    m = _manifest(nodes[0])
+    assert m["kind"] == "fleet" and m["status"] == "complete" and m["world_size"] == 3
+    assert [n["name"] for n in m["nodes"]] == ["n0", "n1", "n2"]
+    # every shard reached rank 0 although the nodes share no directory, byte for byte
+    for n in nodes[1:]:
+        mine = sorted(p.relative_to(n.out).as_posix() for p in (n.out / "nodes" / n.name).rglob("*") if p.is_file())
+        assert mine, n.name
+        for rel in mine:
+            assert (root / rel).read_bytes() == (n.out / rel).read_bytes(), rel
+    digests = {s["path"]: s["sha256"] for s in m["shards"]}
+    for n in nodes:
+        assert digests[f"nodes/{n.name}/manifest.json"] == record.sha256_file(root / "nodes" / n.name / "manifest.json")
+    # one common start per dtype for all three nodes, on rank 0's timeline
+    assert [b["arrivals"] for b in m["barriers"]] == [3, 3] and not any(b["timed_out"] for b in m["barriers"])
+    for skew in m["core_phase_skew"]:
+        assert skew["devices"] == 3 and skew["nodes_out_of_bound"] == []
+        assert skew["begin_spread_s"] < 0.8
+    assert {n["name"]: n["clock"]["rounds"] for n in m["nodes"]} == {"n0": 0, "n1": 8, "n2": 8}
+    # the record reads as one run: every node's measurements, per-node and whole-run aggregates
+    rec = record.load_run(root)
+    assert sorted({x["host"] for x in rec.measurements}) == ["n0", "n1", "n2"] and len(rec.measurements) == 6
+    scopes = [(a["scope"], a.get("host"), a["dtype"]) for a in m["aggregates"]]
+    assert ("node", "n2", "fp16") in scopes and ("run", None, "fp32") in scopes
+    run_fp32 = next(a for a in m["aggregates"] if a["scope"] == "run" and a["dtype"] == "fp32")
+    assert run_fp32["nodes"] == 3 and run_fp32["devices"] == 3
+    # rank 0 prints the whole run; the others their own node
+    assert {x["host"] for x in json.loads(nodes[0].stdout())["measurements"]} == {"n0", "n1", "n2"}
+    assert {x["host"] for x in json.loads(nodes[2].stdout())["measurements"]} == {"n2"}
+
+
+def test_a_node_killed_mid_run_is_named_and_nothing_finished_is_lost(tmp_path):
+    nodes = start_job(tmp_path, 2, ["--backend", "cpu", *QUICK, "--dtypes", "fp32,fp16,bf16", "--node-timeout", "5"])
+    root, victim = nodes[0].out, nodes[1]
+    # kill node n1 (its torchrun agent and its bench process) once its first measurement reached rank 0
+    wait_for(lambda: any((root / "nodes" / "n1" / "measurements").glob("*.json")), TIMEOUT_S, "n1's first measurement on rank 0")
+    victim.kill()
+    res = nodes[0].result(TIMEOUT_S)
+    nodes[0].kill()  # its torchrun agent would wait for the dead node's agent at its exit barrier
+    assert res["exit_code"] == 1, nodes[0].stderr()[-2000:]
+    m = _manifest(nodes[0])
+    assert m["status"] == "failed"
+    assert [x["name"] for x in m["missing_nodes"]] == ["n1"]
+    miss = m["missing_nodes"][0]
+    assert miss["devices"] == 1 and "heartbeat" in miss["reason"] and miss["measurements_received"] >= 1
+    # the survivor measured every dtype; the victim's finished measurement is kept
+    rec = record.load_run(root)
+    mine = {x["dtype"] for x in rec.measurements if x["host"] == "n0"}
+    assert mine == {"fp32", "fp16", "bf16"}
+    assert any(x["host"] == "n1" and x["dtype"] == "fp32" for x in rec.measurements)
+    assert next(n for n in m["nodes"] if n["name"] == "n1")["status"] == "missing"
+
+
+def test_a_node_that_does_not_arrive_is_waited_for_only_so_long(tmp_path):
+    # n1 holds its device back for 25 s before measuring; the common start gives up after 4 s
+    nodes = start_job(tmp_path, 2, ["--backend", "sleepy", *QUICK, "--dtypes", "fp32", "--fleet-timeout", "4"],
+                      node_env={1: {"FAKE_SLEEP_S": "25"}})
+    codes = [n.wait(TIMEOUT_S) for n in nodes]
+    assert codes[0] == 0, nodes[0].stderr()[-2000:]
+    m = _manifest(nodes[0])
+    b0 = m["barriers"][0]
+    assert b0["timed_out"] and b0["missing_nodes"] == ["n1"] and 4 <= b0["waited_s"] < 20
+    # n1 measured after all, late: its core phase is flagged as out of step with the others
+    skew = m["core_phase_skew"][0]
+    assert skew["nodes_out_of_bound"] and skew["begin_spread_s"] > 0.8
