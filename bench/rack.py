@@ -30,6 +30,7 @@ import numpy as np
 
 from .plan import MIN_ASSESSMENT_S
 from .power.base import PowerSample
+from .power.coverage import CoverageRule, ReadError, judge
 from .power.sampler import _counter_at
 
 MeterScope = Literal["rack", "node"]
@@ -46,15 +47,14 @@ class RackRules:
 
     #: MLPerf Power: power and performance timestamps within 800 ms
     max_phase_spread_s: float = 0.8
-    #: contract: fewer readings inside the window is ``insufficient``
-    min_readings_inside: int = 10
+    #: dead / stale / gap / too-few judgement of polled readings, shared with the node sampler:
+    #: fewer than 10 readings inside is ``insufficient`` (contract), a gap over 3 periods ``missing``
+    coverage: CoverageRule = CoverageRule(min_samples=10, max_gap_intervals=3.0)
     #: Green500 Level 2: each reading's interval ≤ 10 % of the core phase
     max_interval_fraction: float = 0.10
     #: Green500 Level 2: at least one reading per second (with 5 % jitter allowed)
     max_period_s: float = 1.0
     period_jitter_rel: float = 0.05
-    #: a gap between successive readings (or a reading and an edge) longer than this many periods
-    max_gap_periods: float = 3.0
     #: coverage factor of the low/high bounds (~95 %)
     coverage_k: float = 2.0
     #: Green500: a core phase of at least one minute (the same bound as a device's grade)
@@ -196,6 +196,8 @@ class Reading:
     energy_j: float | None = None
     ok: bool = True
     error: str | None = None
+    #: the source's own timestamp of the reading (e.g. Redfish ReadingTime): tells a stale source
+    source_time: str | None = None
 
     def __post_init__(self) -> None:
         _finite("reading.t_begin_s", self.t_begin_s)
@@ -208,6 +210,10 @@ class Reading:
     @property
     def t_mid_s(self) -> float:
         return 0.5 * (self.t_begin_s + self.t_end_s)
+
+    #: where :func:`~icb_bench.bench.power.coverage.judge` reads a sample's time: a reading has the
+    #: ``t_s``, ``power_w`` and ``source_time`` it reads, so it is judged without a copy
+    t_s = t_mid_s
 
 
 @dataclass(frozen=True)
@@ -331,44 +337,31 @@ def _polled_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) 
     out = SourceEnergy(spec.source_id, spec.method, "missing")
     window_s = t1 - t0
     inside: list[Reading] = []
-    failed: list[Reading] = []
+    errors: list[ReadError] = []
     good_mid: list[float] = []
     for r in series.readings:
+        tb, te = r.t_begin_s, r.t_end_s
         good = r.ok and r.power_w is not None
         if good:
-            good_mid.append(r.t_mid_s)
-        if r.t_end_s < t0 or r.t_begin_s > t1 or (r.t_end_s > r.t_begin_s and (r.t_end_s <= t0 or r.t_begin_s >= t1)):
+            good_mid.append(0.5 * (tb + te))
+        if te < t0 or tb > t1 or (te > tb and (te <= t0 or tb >= t1)):
             continue  # wholly outside (an interval that only touches an edge is outside)
-        if r.t_begin_s < t0 or r.t_end_s > t1:
+        if tb < t0 or te > t1:
             out.readings_dropped_at_edges += 1  # straddles an edge: only part of it is the window's
         elif good:
             inside.append(r)
         else:
-            failed.append(r)
-    inside.sort(key=lambda r: r.t_begin_s)
+            errors.append(ReadError(r.t_mid_s, r.error or "no power value"))
     good_mid.sort()
-    out.readings_inside = n = len(inside)
-    if failed:
-        first = min(failed, key=lambda r: r.t_begin_s)
-        out.reason = (f"{spec.source_id}: {len(failed)} failed read(s) inside the window, first at "
-                      f"t={first.t_begin_s:.3f} s ({first.error or 'no power value'})")
-        return out
     period = _period_s(spec, good_mid)
-    if period is not None:
-        marks = [t0, *(r.t_mid_s for r in inside), t1]
-        gaps = [b - a for a, b in zip(marks, marks[1:])]
-        i_gap = max(range(len(gaps)), key=gaps.__getitem__)
-        if gaps[i_gap] > rules.max_gap_periods * max(period, spec.interval_s):
-            out.reason = (f"{spec.source_id}: no reading for {gaps[i_gap]:.3f} s from t={marks[i_gap]:.3f} s "
-                          f"(> {rules.max_gap_periods:g} × {max(period, spec.interval_s):.3g} s): source dead or stalled")
-            return out
-    powers = [float(r.power_w) for r in inside]  # type: ignore[arg-type]
-    if n >= 2 and min(powers) == max(powers):
-        out.reason = f"{spec.source_id}: stale: value frozen at {powers[0]:g} W over the whole window ({n} readings)"
+    interval_s = max(period or rules.max_period_s, spec.interval_s)
+    # dead, stale, gaps, too few: the same judgement as the node's own sampler (bench/power/coverage.py)
+    cov = judge(inside, t0, t1, interval_s, errors, rules.coverage)  # type: ignore[arg-type]  # Reading.t_s
+    out.readings_inside = n = cov.readings_inside
+    if cov.read_errors or cov.stale or cov.max_gap_s > cov.gap_limit_s:
+        out.reason = f"{spec.source_id}: {cov.reason}"
         return out
-    short = []
-    if n < rules.min_readings_inside:
-        short.append(f"{n} reading(s) wholly inside the window (< {rules.min_readings_inside})")
+    short = [cov.reason] if not cov.ok else []
     if spec.interval_s > rules.max_interval_fraction * window_s:
         short.append(f"each reading averages {spec.interval_s:g} s (> {rules.max_interval_fraction:.0%} of the {window_s:.3f} s window)")
     if period is not None and period > rules.max_period_s * (1 + rules.period_jitter_rel):
@@ -376,11 +369,12 @@ def _polled_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) 
     if short:
         out.status, out.reason = "insufficient", f"{spec.source_id}: " + "; ".join(short)
         return out
+    powers = [float(r.power_w) for r in inside]  # type: ignore[arg-type]
     mean_w = statistics.fmean(powers)
     out.energy_j = mean_w * window_s
     comps = {"accuracy": spec.accuracy_rel}
     if mean_w > 0:
-        comps["sampling"] = _stdev(powers) / math.sqrt(n) / mean_w
+        comps["sampling"] = _stdev(powers) / math.sqrt(len(powers)) / mean_w
         comps["resolution"] = spec.resolution_w / math.sqrt(12) / mean_w
     out.components_rel = comps
     out.u_energy_j = _combine_rel(out.energy_j, comps)
@@ -394,13 +388,15 @@ def _counter_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules)
     pts = sorted((PowerSample(t_s=r.t_mid_s, energy_j=r.energy_j) for r in series.readings
                   if r.ok and r.energy_j is not None), key=lambda s: s.t_s)
     failed = sum(1 for r in series.readings if not r.ok and t0 <= r.t_mid_s <= t1)
-    e0, e1 = _counter_at(pts, t0), _counter_at(pts, t1)
-    if e0 is None or e1 is None:
-        edge = "begin" if e0 is None else "end"
-        out.reason = f"{spec.source_id}: no successful counter reads on both sides of the window's {edge}"
-        return out
     times = [s.t_s for s in pts]
     period = _period_s(spec, times)
+    near_s = rules.coverage.max_gap_s(period) if period is not None else math.inf
+    e0, e1 = _counter_at(pts, t0, near_s), _counter_at(pts, t1, near_s)
+    if e0 is None or e1 is None:
+        edge = "begin" if e0 is None else "end"
+        out.reason = (f"{spec.source_id}: no successful counter reads within {near_s:.3g} s on both sides "
+                      f"of the window's {edge}")
+        return out
     # the counter reads that bracket each edge, and every read between them
     lo = max(i for i, t in enumerate(times) if t <= t0)
     hi = min(i for i, t in enumerate(times) if t >= t1)
@@ -413,16 +409,8 @@ def _counter_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules)
     if e1 <= e0:
         out.reason = f"{spec.source_id}: stale: counter frozen at {e0:g} J over the whole window"
         return out
-    # edge gaps: the interpolation is exact for constant power across the bracketing reads
-    edge_gaps = []
-    for t in (t0, t1):
-        before = max(s.t_s for s in used if s.t_s <= t)
-        after = min(s.t_s for s in used if s.t_s >= t)
-        edge_gaps.append(after - before)
-    if period is not None and max(edge_gaps) > rules.max_gap_periods * period:
-        out.reason = (f"{spec.source_id}: counter reads around an edge are {max(edge_gaps):.3f} s apart "
-                      f"(> {rules.max_gap_periods:g} × {period:.3g} s)")
-        return out
+    # the interpolation at an edge is exact for constant power between the reads around it
+    edge_gaps = [min(s.t_s for s in used if s.t_s >= t) - max(s.t_s for s in used if s.t_s <= t) for t in (t0, t1)]
     out.energy_j = e1 - e0
     seg_w = [(b.energy_j - a.energy_j) / (b.t_s - a.t_s) for a, b in zip(used, used[1:]) if b.t_s > a.t_s]  # type: ignore[operator]
     spread_w = _stdev(seg_w) if len(seg_w) >= 2 else 0.0
@@ -457,7 +445,8 @@ def source_energy(series: MeterSeries, t_begin_s: float, t_end_s: float, rules: 
       their midpoints and need the power at the edges, which is a held or extrapolated value — what
       the methodology forbids. Needs ≥ 10 readings inside, each interval ≤ 10 % of the window and
       ≥ 1 Hz (else ``insufficient``); a failed read inside, a gap > 3 periods (edges included) or
-      a value frozen over the whole window is ``missing``. Uncertainty: stated accuracy (taken as a
+      a value (or source timestamp) frozen over the whole window is ``missing`` -- judged by
+      :func:`~icb_bench.bench.power.coverage.judge`, the node sampler's own rule. Uncertainty: stated accuracy (taken as a
       standard uncertainty: conservative, a maximum-error bound would be a/√3) ⊕ the standard
       error of the mean of the readings (an underestimate when readings are correlated, small
       beside the accuracy under a steady GEMM load) ⊕ resolution_w/√12.
