@@ -141,9 +141,10 @@ def device_load(measurement: Mapping[str, Any], *, rack: str, node: str, t_begin
         samples = measurement["samples"]
         bt = samples["batch_time_ms"]
         flops_per_batch = float(measurement["flops_per_gemm"]) * int(samples["iters_per_batch"])
+        device, dtype = int(measurement["device"]), str(measurement["dtype"])
     except (KeyError, TypeError, ValueError) as e:
-        raise _bad(f"{where}.samples/flops_per_gemm", repr(e), "samples.batch_time_ms, samples.iters_per_batch and flops_per_gemm") from None
-    load = DeviceLoad(rack=rack, node=node, device=int(measurement["device"]), dtype=str(measurement["dtype"]),
+        raise _bad(where, repr(e), "device, dtype, flops_per_gemm, samples.batch_time_ms and samples.iters_per_batch") from None
+    load = DeviceLoad(rack=rack, node=node, device=device, dtype=dtype,
                       t_begin_s=t_begin_s, t_end_s=t_end_s, batch_time_ms=bt, flops_per_batch=flops_per_batch,
                       valid=bool(measurement.get("valid")), grade=str(measurement.get("grade")),
                       energy_j=measurement.get("energy_j"))

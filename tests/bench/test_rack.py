@@ -131,6 +131,9 @@ def test_device_load_from_a_measurement_record() -> None:
     m["flops_total"] += 1e6
     with pytest.raises(RackInputError, match="flops_total"):
         device_load(m, rack="R01", node="node01", t_begin_s=100.0, t_end_s=161.0)
+    del m["samples"]
+    with pytest.raises(RackInputError, match="samples.batch_time_ms"):
+        device_load(m, rack="R01", node="node01", t_begin_s=100.0, t_end_s=161.0)
 
 
 # -- source rules ------------------------------------------------------------------------------
