@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 FAKES = Path(__file__).parent / "fakes"
 QUICK = ["--quick", "--duration", "2", "--shape", "128x128x128", "--json"]
@@ -65,15 +69,34 @@ class Node:
         return (self.out.parent / f"{self.name}.err").read_text()
 
 
+@contextlib.contextmanager
+def loopback_netns() -> Iterator[list[str]]:
+    """A network namespace with nothing but loopback, for the job's processes: torch's store and
+    gloo listen on every interface, and in here every interface is 127.0.0.1/::1. Yields the
+    command prefix (empty where namespaces cannot be made, e.g. without root: then the job runs
+    in the host's namespace, still talking to 127.0.0.1 only)."""
+    name = f"icb-test-{os.getpid()}-{secrets.token_hex(3)}"
+    made = shutil.which("ip") is not None and subprocess.run(
+        ["ip", "netns", "add", name], capture_output=True).returncode == 0
+    if made:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+    try:
+        yield ["ip", "netns", "exec", name] if made else []
+    finally:
+        if made:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 def start_job(tmp: Path, n: int, bench_args: list[str], *, node_env: dict[int, dict[str, str]] | None = None,
-              port: int | None = None) -> list[Node]:
-    """``n`` torchrun agents (``--nnodes n --nproc-per-node 1``), each a node with its own --out."""
+              port: int | None = None, prefix: list[str] | None = None) -> list[Node]:
+    """``n`` torchrun agents (``--nnodes n --nproc-per-node 1``), each a node with its own --out,
+    started under ``prefix`` (see :func:`loopback_netns`)."""
     port = port or free_port()
     nodes = []
     for rank in range(n):
         name = f"n{rank}"
         out = tmp / f"out-{name}"
-        argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(n), "--nproc-per-node", "1",
+        argv = [*(prefix or []), sys.executable, "-m", "torch.distributed.run", "--nnodes", str(n), "--nproc-per-node", "1",
                 "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
                 "--no-python", str(Path(sys.executable).parent / "bench"), "run", *bench_args,
                 "--node-name", name, "--out", str(out)]

@@ -9,19 +9,25 @@ import pytest
 
 from icb_bench.bench import record
 
-from fleet_helpers import QUICK, start_job, wait_for
+from fleet_helpers import QUICK, loopback_netns, start_job, wait_for
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 300
 
 
+@pytest.fixture
+def netns():
+    with loopback_netns() as prefix:
+        yield prefix
+
+
 def _manifest(node) -> dict:
     return json.loads((node.out / record.MANIFEST).read_text())
 
 
-def test_three_nodes_one_run_on_rank_0(tmp_path):
-    nodes = start_job(tmp_path, 3, ["--backend", "cpu", *QUICK, "--dtypes", "fp32,fp16"])
+def test_three_nodes_one_run_on_rank_0(tmp_path, netns):
+    nodes = start_job(tmp_path, 3, ["--backend", "cpu", *QUICK, "--dtypes", "fp32,fp16"], prefix=netns)
     codes = [n.wait(TIMEOUT_S) for n in nodes]
     assert codes == [0, 0, 0], [n.stderr()[-2000:] for n in nodes]
     root = nodes[0].out
@@ -55,8 +61,9 @@ def test_three_nodes_one_run_on_rank_0(tmp_path):
     assert {x["host"] for x in json.loads(nodes[2].stdout())["measurements"]} == {"n2"}
 
 
-def test_a_node_killed_mid_run_is_named_and_nothing_finished_is_lost(tmp_path):
-    nodes = start_job(tmp_path, 2, ["--backend", "cpu", *QUICK, "--dtypes", "fp32,fp16,bf16", "--node-timeout", "5"])
+def test_a_node_killed_mid_run_is_named_and_nothing_finished_is_lost(tmp_path, netns):
+    nodes = start_job(tmp_path, 2, ["--backend", "cpu", *QUICK, "--dtypes", "fp32,fp16,bf16", "--node-timeout", "5"],
+                      prefix=netns)
     root, victim = nodes[0].out, nodes[1]
     # kill node n1 (its torchrun agent and its bench process) once its first measurement reached rank 0
     wait_for(lambda: any((root / "nodes" / "n1" / "measurements").glob("*.json")), TIMEOUT_S, "n1's first measurement on rank 0")
@@ -77,10 +84,10 @@ def test_a_node_killed_mid_run_is_named_and_nothing_finished_is_lost(tmp_path):
     assert next(n for n in m["nodes"] if n["name"] == "n1")["status"] == "missing"
 
 
-def test_a_node_that_does_not_arrive_is_waited_for_only_so_long(tmp_path):
+def test_a_node_that_does_not_arrive_is_waited_for_only_so_long(tmp_path, netns):
     # n1 holds its device back for 25 s before measuring; the common start gives up after 4 s
     nodes = start_job(tmp_path, 2, ["--backend", "sleepy", *QUICK, "--dtypes", "fp32", "--fleet-timeout", "4"],
-                      node_env={1: {"FAKE_SLEEP_S": "25"}})
+                      node_env={1: {"FAKE_SLEEP_S": "25"}}, prefix=netns)
     codes = [n.wait(TIMEOUT_S) for n in nodes]
     assert codes[0] == 0, nodes[0].stderr()[-2000:]
     m = _manifest(nodes[0])
