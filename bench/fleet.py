@@ -228,6 +228,10 @@ class NodeLink:
         except FleetError as exc:
             self.errors.append(str(exc))
 
+    def wait_start(self, timeout_s: float) -> None:
+        """Wait until rank 0 lets the job load its devices (after the meters' idle reading)."""
+        self._store.wait("start", timeout_s)
+
     def wait_merged(self, timeout_s: float) -> bool:
         try:
             self._store.wait("merged", timeout_s)
@@ -425,6 +429,10 @@ class Coordinator:
                 elif now - last_change[n.name] > stall_s:
                     n.dead, n.dead_reason = True, f"alive but nothing received from it for {stall_s:.0f} s after rank 0 finished"
             time.sleep(0.05)
+
+    def release_start(self) -> None:
+        """Let every node start loading its devices."""
+        self._store.set("start", repr(time.monotonic()))
 
     def announce_merged(self) -> None:
         try:

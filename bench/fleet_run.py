@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import record
-from .fleet import END_STALL_MIN_S, MAX_SKEW_S, Coordinator, NodeLink, NodeState
+from .fleet import END_STALL_MIN_S, MAX_SKEW_S, Coordinator, FleetError, NodeLink, NodeState
 from .fleet_job import FleetJob
 from .inventory import utc_now
 from .orchestrate import RunOutcome, execute, node_aggregates
@@ -64,9 +64,15 @@ def run_node(job: FleetJob, plan: RunPlan, run_dir: Path, on_event: Callable[[st
         coord = Coordinator(job.address, nodes, run_dir, timeout_s=opts.timeout_s, dead_after_s=opts.dead_after_s).start()
         if monitor is not None:
             monitor.start()
+            monitor.idle_reading()  # the racks' idle power, before any device is loaded
+        coord.release_start()
     extra = {"fleet": {"run_id": job.run_id, "node": job.node, "rank": job.rank, "world_size": job.world_size,
                        "launch": job.launch}}
     try:
+        try:
+            link.wait_start(opts.timeout_s)
+        except FleetError as exc:
+            raise FleetError(f"rank 0 did not start the job within {opts.timeout_s:g} s: {exc}") from exc
         outcome = execute(plan, shard, on_event, argv=argv, scope_readers=scope_readers, coordination=link,
                           manifest_extra=extra)
         link.finish(outcome.status, {"exit_code": outcome.exit_code})
@@ -131,9 +137,15 @@ def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coo
         aggregates += node_aggregates([m for m in measurements if m.get("host") == info["name"]], plan.outlier_tolerance)
     aggregates += run_totals(measurements)
     power: list[dict[str, Any]] = []
+    timeline = dict(job.timeline)
     if monitor is not None:
         rack_aggs, power = monitor.figures(run_dir, measurements, windows, job)
         aggregates += rack_aggs
+        timeline["load_s"] = monitor.t_load
+        site_info = {"site": monitor.site.site, "sha256": getattr(monitor.site, "sha256", None),
+                     "racks": [r.name for r in monitor.racks], "unknown_nodes": monitor.unknown_nodes}
+    else:
+        site_info = None
     status = "complete" if not missing and all(n["status"] == "complete" for n in nodes_out) else "failed"
     if any(n["status"] == "interrupted" for n in nodes_out):
         status = "interrupted"
@@ -142,7 +154,7 @@ def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coo
         "created_at": created, "finished_at": utc_now(),
         "tool": {"name": "icb-bench", "version": __version__, "argv": argv},
         "plan": plan.to_dict(), "launch": job.launch, "world_size": job.world_size,
-        "timeline": job.timeline, "nodes": nodes_out, "shards": shards, "missing_nodes": missing,
+        "timeline": timeline, "site": site_info, "nodes": nodes_out, "shards": shards, "missing_nodes": missing,
         "barriers": [b.to_dict() for b in coord.barriers], "core_phase_skew": skew, "max_skew_s": MAX_SKEW_S,
         "windows": windows, "power": power, "aggregates": aggregates,
         "coordination_errors": coord.errors[:20], "rejected_files": coord.rejected[:20],

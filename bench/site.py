@@ -331,6 +331,7 @@ class MeterLogSource(_Source):
     type: Literal["meter-log"]
     path: Text  # relative to the site file
     format: Literal["csv", "ptdaemon"] = "csv"
+    tz: Text | None = None  # the log's time zone where its timestamps carry none (PTDaemon: always)
 
     def label(self) -> str:
         return f"meter-log {self.path}"
