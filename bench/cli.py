@@ -305,6 +305,32 @@ def merge(
         print_run(payload)
 
 
+@app.command()
+def racks(
+    run_dir: Path = typer.Argument(..., help="a multi-node record (rank 0's --out)"),
+    site: Path = typer.Option(..., "--site", help="the site file: racks, nodes, meters (meter logs relative to it)"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+) -> None:
+    """(Re)compute every rack's GFLOPS/W of a multi-node record: for meter logs that arrive after
+    the run, or a run made without --site. Only what the record holds and the logs count."""
+    from . import cli_fleet
+
+    if not site.is_file():
+        raise fail(f"--site: {site}: no such file; expected a site file")
+    try:
+        cli_fleet.recompute_racks(run_dir, site)
+        rec = record.load_run(run_dir)
+    except (cli_fleet.FleetUsageError, record.RecordError) as exc:
+        raise fail(str(exc))
+    payload = run_payload(rec)
+    if json_out:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        from .report import print_run
+
+        print_run(payload)
+
+
 def _register_subcommands() -> None:
     from icb_bench.verify.cli import register
 

@@ -123,3 +123,60 @@ def merge_runs(out: Path, runs: list[Path]) -> dict[str, Any]:
     manifest["files"] = record.file_index(out)
     record.atomic_write_json(out / record.MANIFEST, manifest)
     return manifest
+
+
+# ------------------------------------------------------------------------------- bench racks
+
+
+def recompute_racks(run_dir: Path, site_path: Path) -> dict[str, Any]:
+    """Rack figures of a multi-node record, again, from what it holds and the site file: for
+    meter logs that arrive after the run, or a run made without ``--site``."""
+    from .fleet_power import _readings_of, _write_readings, rack_aggregates
+    from .inventory import utc_now
+
+    try:
+        rec = record.load_run(run_dir)
+    except record.RecordError as exc:
+        raise FleetUsageError(f"RUN: {exc}") from exc
+    man = dict(rec.manifest)
+    if rec.kind != "fleet":
+        raise FleetUsageError(f"RUN: {run_dir} is a {rec.kind} record; rack figures need a multi-node (fleet) record")
+    site = _load_site(site_path)
+    index = site.node_index()
+    power = [dict(e) for e in man.get("power") or []]
+    known = {e["source_id"] for e in power}
+    hosts = {m.get("host") for m in rec.measurements}
+    for rack in site.racks:  # meter logs the run did not know of
+        if not hosts.intersection(n.name for n in rack.nodes):
+            continue
+        for i, pdu in enumerate(rack.pdus):
+            sid = f"pdu-{rack.name}-{i}"
+            if pdu.type == "meter-log" and sid not in known:
+                power.append({"source_id": sid, "scope": "rack", "rack": rack.name, "node": None, "kind": "meter-log",
+                              "accuracy_rel": pdu.accuracy_rel, "error": None, "trace_file": None, "reader": {}})
+    aggs = rack_aggregates(run_dir, site, site_path.parent, power, rec.measurements, man.get("windows") or [],
+                           man.get("timeline") or {})
+    for e in power:  # a log read now is copied into the record like one read at the end of the run
+        if e["kind"] == "meter-log" and not e.get("trace_file") and not e.get("error"):
+            readings, e["reader"] = _readings_of(run_dir, e, site_path.parent, _source(site, e["source_id"]), man["timeline"])
+            e["readings"] = len(readings)
+            e["trace_file"] = _write_readings(run_dir, e["source_id"], readings)
+    for n in man.get("nodes") or []:
+        if n.get("name") in index:
+            n["rack"] = index[n["name"]][0].name
+    man["aggregates"] = [a for a in man.get("aggregates") or [] if a.get("scope") != "rack"] + aggs
+    man["power"] = power
+    man["racks_recomputed_at"] = utc_now()
+    man["site"] = {"site": site.site, "sha256": getattr(site, "sha256", None),
+                   "racks": list(dict.fromkeys(a["rack_id"] for a in aggs))}
+    man["files"] = record.file_index(run_dir)
+    record.atomic_write_json(Path(run_dir) / record.MANIFEST, man)
+    return man
+
+
+def _source(site: Any, source_id: str) -> Any:
+    for rack in site.racks:
+        for i, pdu in enumerate(rack.pdus):
+            if f"pdu-{rack.name}-{i}" == source_id:
+                return pdu
+    return None

@@ -163,12 +163,16 @@ def _readings_of(run_dir: Path, entry: dict[str, Any], site_dir: Path, spec: Any
     df = record.read_trace(run_dir, entry["trace_file"])
     out = []
     for row in df.itertuples(index=False):
-        pw = None if row.power_w != row.power_w else float(row.power_w)  # NaN: no value
-        ej = None if row.energy_j != row.energy_j else float(row.energy_j)
+        pw, ej = _opt_float(row.power_w), _opt_float(row.energy_j)
         out.append(Reading(float(row.t_begin_s), float(row.t_end_s), pw, ej, ok=bool(row.ok),
                            error=row.error if isinstance(row.error, str) else None,
                            source_time=row.source_time if isinstance(row.source_time, str) else None))
     return out, dict(entry.get("reader") or {})
+
+
+def _opt_float(v: Any) -> float | None:
+    """A trace cell as a number, or None (a missing value reads back as None or NaN)."""
+    return None if v is None or v != v else float(v)
 
 
 def _spec(entry: dict[str, Any], desc: dict[str, Any]) -> Any:

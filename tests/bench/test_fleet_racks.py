@@ -84,3 +84,30 @@ def test_rack_figures_from_meter_logs(tmp_path):
     r1 = racks["R01"]
     assert r1["valid"] is False and r1["devices"] == 1 and r1["devices_expected"] == 2
     assert "missing" in (r1["reason"] or "") or "expected" in (r1["reason"] or ""), r1
+
+    # the figures follow from the record and the logs alone: `bench racks` gives them again, also
+    # for a record made without --site (its meter logs delivered afterwards)
+    import shutil
+    import subprocess
+    import sys
+
+    def racks_again(run_dir):
+        proc = subprocess.run([sys.executable, "-m", "icb_bench.bench.cli", "racks", str(run_dir), "--site",
+                               str(tmp_path / "site.yaml"), "--json"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return {a["rack_id"]: a for a in json.loads(proc.stdout)["aggregates"] if a["scope"] == "rack"}
+
+    strip = ("gflops_per_w", "energy_j", "status", "valid", "readings_inside", "flops")
+    again = racks_again(nodes[0].out)
+    assert {k: {f: again[k][f] for f in strip} for k in again} == {k: {f: racks[k][f] for f in strip} for k in racks}
+    bare = tmp_path / "bare"
+    shutil.copytree(nodes[0].out, bare)
+    m = json.loads((bare / record.MANIFEST).read_text())
+    m["aggregates"] = [a for a in m["aggregates"] if a["scope"] != "rack"]
+    m["power"], m["site"] = [], None
+    shutil.rmtree(bare / "power")
+    (bare / record.MANIFEST).write_text(json.dumps(m))
+    late = racks_again(bare)
+    assert late["R02"]["status"] == "ok" and late["R02"]["valid"] is True
+    assert late["R02"]["gflops_per_w"] == pytest.approx(r2["gflops_per_w"], rel=0.02)
+    assert (bare / "power" / "pdu-R02-0.parquet").is_file()
