@@ -39,6 +39,7 @@ class FleetJob:
     clock: dict[str, dict[str, float]] = field(default_factory=dict)
     #: rank 0's epoch and monotonic clocks read together (epoch-stamped logs convert with it)
     timeline: dict[str, float] = field(default_factory=dict)
+    _store: Any = field(default=None, repr=False)
 
     @property
     def is_root(self) -> bool:
@@ -70,9 +71,17 @@ def join(launch: Any, node_name: str | None, hostname: str, plan: Any, timeout_s
     os.environ.setdefault("MASTER_PORT", str(launch.master_port))
     os.environ["RANK"] = str(launch.rank)
     os.environ["WORLD_SIZE"] = str(launch.world_size)
+    timeout = _dt.timedelta(seconds=timeout_s)
+    store = None
     try:
-        dist.init_process_group("gloo", init_method="env://", rank=launch.rank, world_size=launch.world_size,
-                                timeout=_dt.timedelta(seconds=timeout_s))
+        if launch.launcher == "torchrun":  # the store is torchrun's agent's (it outlives a dead worker)
+            dist.init_process_group("gloo", init_method="env://", rank=launch.rank, world_size=launch.world_size,
+                                    timeout=timeout)
+        else:  # rank 0 serves the store, listening on MASTER_ADDR only (not on every interface)
+            store = _job_store(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), launch, timeout)
+            dist.init_process_group("gloo", store=store, rank=launch.rank, world_size=launch.world_size, timeout=timeout)
+    except FleetError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise FleetError(f"cannot join the job at {launch.master_addr}:{launch.master_port} as rank "
                          f"{launch.rank} of {launch.world_size} within {timeout_s:g} s: {exc}") from exc
@@ -96,8 +105,33 @@ def join(launch: Any, node_name: str | None, hostname: str, plan: Any, timeout_s
         raise FleetError(f"exchange with the other nodes failed: {type(exc).__name__}: {exc}") from exc
     timeline = {"epoch_s": time.time(), "monotonic_s": time.monotonic()}
     address = StoreAddress(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), f"icb-bench/{run_id[0]}")
-    return FleetJob(launch.rank, launch.world_size, names[launch.rank], address, run_id[0], launch.describe(),
-                    everyone, clock, timeline)
+    job = FleetJob(launch.rank, launch.world_size, names[launch.rank], address, run_id[0], launch.describe(),
+                   everyone, clock, timeline)
+    job._store = store  # rank 0's store server lives as long as this object
+    return job
+
+
+def _job_store(host: str, port: int, launch: Any, timeout: _dt.timedelta) -> Any:
+    """The job's TCPStore: served by rank 0 on a socket bound to ``host`` alone, a client elsewhere."""
+    import socket
+
+    import torch.distributed as dist
+
+    if launch.rank != 0:
+        return dist.TCPStore(host, port, launch.world_size, False, timeout)
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(1024)
+    except OSError as exc:
+        raise FleetError(f"MASTER_ADDR={host} MASTER_PORT={port}: rank 0 cannot listen there ({exc}); expected an "
+                         "address of rank 0's own host and a free port") from exc
+    # the store takes the socket over; keep the Python object from closing it
+    store = dist.TCPStore(host, port, launch.world_size, True, timeout, master_listen_fd=sock.detach(),
+                          wait_for_workers=False)
+    return store
 
 
 def _check_plans(everyone: list[dict[str, Any]]) -> None:
