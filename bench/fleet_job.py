@@ -86,7 +86,9 @@ def join(launch: Any, node_name: str | None, hostname: str, plan: Any, timeout_s
         raise FleetError(f"cannot join the job at {launch.master_addr}:{launch.master_port} as rank "
                          f"{launch.rank} of {launch.world_size} within {timeout_s:g} s: {exc}") from exc
     try:
-        mine = {"name": node_name or hostname, "named": node_name is not None, "rank": launch.rank,
+        from .launch_env import default_node_name
+
+        mine = {"name": node_name or default_node_name(launch, hostname), "named": node_name is not None, "rank": launch.rank,
                 "hostname": hostname, "devices": len(plan.devices), "plan": _plan_key(plan)}
         everyone: list[Any] = [None] * launch.world_size
         dist.all_gather_object(everyone, mine)
