@@ -215,7 +215,7 @@ def run(
     payload = run_payload(record.load_run(shown_dir))
     payload["exit_code"] = code
     if json_out:
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
         from .report import print_run
 
@@ -272,7 +272,7 @@ def show(
         raise fail(str(exc))
     payload = run_payload(rec)
     if json_out:
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
         from .report import print_run
 
@@ -298,7 +298,7 @@ def merge(
         raise fail(str(exc))
     payload = run_payload(rec)
     if json_out:
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
         from .report import print_run
 
@@ -324,7 +324,7 @@ def racks(
         raise fail(str(exc))
     payload = run_payload(rec)
     if json_out:
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
         from .report import print_run
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +208,9 @@ def load_run(path: Path | str) -> RunRecord:
     A fleet record (``kind: fleet``) holds one shard per node below ``nodes/``; a site record
     (``kind: site``, from `bench merge`) holds whole runs below ``runs/``. Their measurements are
     read from every shard, each annotated with ``rack_id`` where the fleet knew the node's rack.
+
+    Hostile records are refused, never followed (see :func:`read_record_file`): only regular
+    files inside the record, sizes bounded before reading, strict bounded JSON.
     """
     path = Path(path)
     manifest = _read_manifest(path)
@@ -216,44 +221,183 @@ def load_run(path: Path | str) -> RunRecord:
     return RunRecord(path=path, manifest=manifest, measurements=_sorted(load_measurements(path)))
 
 
+#: bounds on what a reader accepts (checked before reading or while parsing, never after)
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_MEASUREMENT_BYTES = 32 << 20
+MAX_MEASUREMENT_FILES = 200_000
+MAX_JSON_DEPTH = 64
+MAX_INT_DIGITS = 40  # an integer beyond 10**40 is no count, size or time a record holds
+
+
+def _inside_root(root: Path, p: Path) -> None:
+    """RecordError unless ``p``'s directory resolves inside ``root`` (no link leading out)."""
+    try:
+        inside = p.parent.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError) as exc:
+        raise RecordError(f"{p}: unreadable ({exc})") from None
+    if not inside:
+        raise RecordError(f"{p}: leads outside the record {root}")
+
+
+def read_record_file(root: Path, p: Path, max_bytes: int) -> bytes:
+    """The bytes of ``p``, a file of the record at ``root``: a regular file (no symbolic link, FIFO
+    or device), in a directory inside ``root``, of at most ``max_bytes`` (checked before reading)."""
+    p = Path(p)
+    _inside_root(Path(root), p)
+    try:
+        st = os.lstat(p)
+    except OSError as exc:
+        raise RecordError(f"{p}: unreadable ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise RecordError(f"{p}: is a symbolic link; a record holds regular files only")
+    if not stat.S_ISREG(st.st_mode):
+        raise RecordError(f"{p}: is not a regular file (a FIFO, device, socket or directory); a record holds regular files only")
+    if st.st_size > max_bytes:
+        raise RecordError(f"{p}: {st.st_size} bytes, more than the {max_bytes} this file may hold")
+    try:
+        # O_NONBLOCK: a FIFO swapped in after the check cannot block the open; O_NOFOLLOW: nor a link
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise RecordError(f"{p}: unreadable ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise RecordError(f"{p}: is not a regular file; a record holds regular files only")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RecordError(f"{p}: more than the {max_bytes} bytes this file may hold")
+    return data
+
+
+def record_file_sha256(root: Path | str, rel: Any, max_bytes: int = MAX_MANIFEST_BYTES) -> str:
+    """sha256 of the record file at relative path ``rel`` (read as :func:`read_record_file` does)."""
+    root = Path(root)
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in Path(rel).parts:
+        raise RecordError(f"{root}: file path {_short(rel)} is not a relative path inside the record")
+    return hashlib.sha256(read_record_file(root, root / rel, max_bytes)).hexdigest()
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (an overflowing sum of absurd inputs) as None: JSON has no NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def strict_json_dumps(obj: Any, **kw: Any) -> str:
+    """Strict JSON text (never NaN/Infinity) for what readers print (`bench show --json`)."""
+    return json.dumps(finite_json(obj), allow_nan=False, **kw)
+
+
+class _BadNumber(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _BadNumber(f"{name} is not a JSON number (strict JSON: no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    f = float(text)
+    if not math.isfinite(f):
+        raise _BadNumber(f"{text[:20]} is beyond the range of a double")
+    return f
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _BadNumber(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (dict, list)):
+            deepest = max(deepest, d)
+            if d > MAX_JSON_DEPTH:
+                return d
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
+
+
+def parse_record_json(data: bytes, where: Path | str, what: str) -> Any:
+    """Strict JSON (UTF-8, no NaN/Infinity, integers of at most 40 digits, finite floats, nesting of
+    at most 64), or RecordError naming ``where`` and what was wrong."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{where}: unreadable {what} (not UTF-8: {exc.reason} at byte {exc.start})") from None
+    try:
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    except RecursionError:
+        raise RecordError(f"{where}: unreadable {what} (JSON nested more than {MAX_JSON_DEPTH} deep)") from None
+    except ValueError as exc:
+        raise RecordError(f"{where}: unreadable {what} ({exc})") from None
+    if _depth(obj) > MAX_JSON_DEPTH:
+        raise RecordError(f"{where}: unreadable {what} (JSON nested more than {MAX_JSON_DEPTH} deep)")
+    return obj
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     mpath = path / MANIFEST
     if not path.exists():
         raise RecordError(f"{path}: no such directory")
-    if not mpath.is_file():
+    if not os.path.lexists(mpath) or (mpath.is_dir() and not mpath.is_symlink()):
         raise RecordError(f"{path}: not a bench run record (no {MANIFEST})")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RecordError(f"{mpath}: unreadable manifest ({exc})") from exc
+    manifest = parse_record_json(read_record_file(path, mpath, MAX_MANIFEST_BYTES), mpath, "manifest")
     if not isinstance(manifest, dict):
         raise RecordError(f"{mpath}: the manifest is a JSON {type(manifest).__name__}, expected an object")
     schema = manifest.get("schema")
     if schema not in SUPPORTED_SCHEMAS:
-        raise RecordError(f"{mpath}: schema {schema!r} is not one this version reads (expected one of {sorted(SUPPORTED_SCHEMAS)})")
+        raise RecordError(f"{mpath}: schema {_short(schema)} is not one this version reads (expected one of {sorted(SUPPORTED_SCHEMAS)})")
     for key, kind in _MANIFEST_TYPES.items():
         if manifest.get(key) is not None and not isinstance(manifest[key], kind):
             raise RecordError(f"{mpath}: {key!r} is a JSON {type(manifest[key]).__name__}, expected {_JSON_NAME[kind]}")
     return manifest
 
 
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def load_measurements(path: Path) -> list[dict[str, Any]]:
-    """Every measurement file of one (single-node) record directory, checked."""
+    """Every measurement file of one (single-node) record directory, checked: regular files
+    directly in ``measurements/`` (itself a real directory of the record), sizes bounded."""
     measurements = []
-    mdir = Path(path) / MEASUREMENTS_DIR
-    if mdir.is_dir():
-        for p in sorted(mdir.glob("*.json")):
-            try:
-                m = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise RecordError(f"{p}: unreadable measurement ({exc})") from exc
-            _check_measurement(p, m)
-            measurements.append(m)
+    root = Path(path)
+    mdir = root / MEASUREMENTS_DIR
+    if mdir.is_symlink():
+        raise RecordError(f"{mdir}: is a symbolic link; a record holds its measurements itself")
+    if not mdir.is_dir():
+        return measurements
+    _inside_root(root, mdir / "x")
+    try:
+        names = sorted(e.name for e in os.scandir(mdir) if e.name.endswith(".json") and not e.name.startswith("."))
+    except OSError as exc:
+        raise RecordError(f"{mdir}: unreadable ({exc.strerror or exc})") from None
+    if len(names) > MAX_MEASUREMENT_FILES:
+        raise RecordError(f"{mdir}: {len(names)} measurement files, more than {MAX_MEASUREMENT_FILES}")
+    for name in names:
+        p = mdir / name
+        m = parse_record_json(read_record_file(root, p, MAX_MEASUREMENT_BYTES), p, "measurement")
+        _check_measurement(p, m)
+        measurements.append(m)
     return measurements
 
 
 def _sorted(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(measurements, key=lambda m: (str(m.get("host", "")), m.get("device", 0), m.get("seq", 0), str(m.get("dtype", ""))))
+    def num(v: Any) -> int:  # `device: null` (or a missing key) sorts first, never a TypeError
+        return v if isinstance(v, int) and not isinstance(v, bool) else -1
+
+    return sorted(measurements, key=lambda m: (str(m.get("host", "")), num(m.get("device")), num(m.get("seq")),
+                                               str(m.get("dtype", ""))))
 
 
 #: manifests that describe a run made of other records: (key listing the parts, key of a part's path)
@@ -267,10 +411,13 @@ def _inside(root: Path, rel: Any) -> Path:
         raise RecordError(f"{root}: part path {rel!r} is not a relative path inside the record")
     p = root / rel
     try:
-        if not p.resolve().is_relative_to(root.resolve()):
-            raise RecordError(f"{root}: part {rel!r} leads outside the record")
-    except OSError as exc:
-        raise RecordError(f"{root}: part {rel!r} is unreadable ({exc})") from exc
+        resolved, top = p.resolve(), root.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise RecordError(f"{root}: part {rel!r} is unreadable ({exc})") from None
+    if not resolved.is_relative_to(top):
+        raise RecordError(f"{root}: part {rel!r} leads outside the record")
+    if resolved == top:  # strictly below: parts of parts always descend, so no cycle
+        raise RecordError(f"{root}: part {rel!r} is the record itself")
     return p
 
 
@@ -280,10 +427,14 @@ def _load_parts(path: Path, manifest: dict[str, Any]) -> list[RunRecord]:
     if not isinstance(entries, list):
         raise RecordError(f"{path / MANIFEST}: {list_key!r} is missing; a {manifest['kind']} record lists its parts")
     parts = []
+    seen: set[Path] = set()
     for e in entries:
         if not isinstance(e, dict):
             raise RecordError(f"{path / MANIFEST}: an entry of {list_key!r} is not an object")
         sub = _inside(path, e.get(path_key))
+        if sub.resolve() in seen:
+            raise RecordError(f"{path / MANIFEST}: part {_short(e.get(path_key))} is listed twice")
+        seen.add(sub.resolve())
         if (sub / MANIFEST).is_file():
             part = load_run(sub)
         elif sub.is_dir():  # a node that died before its manifest arrived: what it shipped

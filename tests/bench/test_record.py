@@ -108,3 +108,128 @@ def test_manifest_that_is_not_an_object(tmp_path):
 def test_null_aggregates_read_as_empty(tmp_path):
     record.RecordWriter(tmp_path, {"aggregates": None}).start()
     assert record.load_run(tmp_path).aggregates == []
+
+
+# ------------------------------------------------------------------ hostile records (issue 7, fuzzing)
+
+
+def _record(tmp_path, measurements=()):
+    run = tmp_path / "run"
+    w = record.RecordWriter(run, {"run_id": "r"})
+    w.start()
+    for m in measurements:
+        record.write_measurement(run, m)
+    w.finish("complete")
+    return run
+
+
+def test_a_fifo_is_refused_not_read(tmp_path):
+    """A FIFO in place of a file hung `bench show` and `bench verify` forever."""
+    run = _record(tmp_path)
+    os.mkfifo(run / "measurements" / "m.json")
+    with pytest.raises(record.RecordError, match="not a regular file"):
+        record.load_run(run)
+    (run / "manifest.json").unlink()
+    os.mkfifo(run / "manifest.json")
+    with pytest.raises(record.RecordError, match="not a regular file"):
+        record.load_run(run)
+
+
+def test_a_symlink_to_dev_zero_is_refused(tmp_path):
+    """A symlink to /dev/zero read until memory ran out."""
+    run = _record(tmp_path)
+    os.symlink("/dev/zero", run / "measurements" / "m.json")
+    with pytest.raises(record.RecordError, match="symbolic link"):
+        record.load_run(run)
+
+
+def test_measurements_linked_from_outside_do_not_count(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.json").write_text(json.dumps({"id": "x", "device": 0, "dtype": "fp16", "tflops": 900.0}))
+    run = _record(tmp_path)
+    os.symlink(outside / "x.json", run / "measurements" / "x.json")
+    with pytest.raises(record.RecordError, match="symbolic link"):
+        record.load_run(run)
+    os.unlink(run / "measurements" / "x.json")
+    os.rmdir(run / "measurements")
+    os.symlink(outside, run / "measurements")
+    with pytest.raises(record.RecordError, match="symbolic link"):
+        record.load_run(run)
+
+
+def test_sizes_are_bounded_before_reading(tmp_path, monkeypatch):
+    run = _record(tmp_path, [{"id": "a", "device": 0, "dtype": "fp16", "pad": "x" * 5000}])
+    monkeypatch.setattr(record, "MAX_MEASUREMENT_BYTES", 4096)
+    with pytest.raises(record.RecordError, match=r"bytes, more than the 4096"):
+        record.load_run(run)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[" * 2000 + "]" * 2000, "nested more than 64 deep"),
+    ('{"a": ' * 70 + "1" + "}" * 70, "nested more than 64 deep"),
+    ('{"id": "a", "tflops": NaN}', "NaN is not a JSON number"),
+    ('{"id": "a", "tflops": Infinity}', "Infinity is not a JSON number"),
+    ('{"id": "a", "tflops": 1e400}', "beyond the range of a double"),
+    ('{"id": "a", "device": ' + "9" * 4301 + "}", "an integer of 4301 digits"),
+    (b'{"id": "\xff"}', "not UTF-8"),
+])
+def test_bad_json_is_one_record_error(tmp_path, text, needle):
+    run = _record(tmp_path)
+    data = text if isinstance(text, bytes) else text.encode()
+    (run / "measurements" / "m.json").write_bytes(data)
+    with pytest.raises(record.RecordError, match=re.escape(needle)):
+        record.load_run(run)
+
+
+def test_device_null_is_read_not_a_traceback(tmp_path):
+    run = _record(tmp_path, [{"id": "a", "device": None, "dtype": "fp16"}, {"id": "b", "device": 1, "dtype": "fp16"}])
+    assert [m["id"] for m in record.load_run(run).measurements] == ["a", "b"]
+
+
+@pytest.mark.parametrize("shard, needle", [(".", "is the record itself"), ("nodes/../..", "not a relative path inside"),
+                                           ("/etc", "not a relative path inside")])
+def test_fleet_parts_stay_strictly_inside(tmp_path, shard, needle):
+    run = tmp_path / "fleet"
+    w = record.RecordWriter(run, {"run_id": "f", "kind": "fleet", "nodes": [{"name": "n", "shard": shard}]})
+    w.start()
+    with pytest.raises(record.RecordError, match=re.escape(needle)):
+        record.load_run(run)
+
+
+def test_a_part_listed_twice_is_refused(tmp_path):
+    run = tmp_path / "fleet"
+    nodes = [{"name": "n", "shard": "nodes/n"}, {"name": "n2", "shard": "nodes/n"}]
+    w = record.RecordWriter(run, {"run_id": "f", "kind": "fleet", "nodes": nodes})
+    w.start()
+    record.RecordWriter(run / "nodes" / "n", {"run_id": "n"}).start()
+    with pytest.raises(record.RecordError, match="listed twice"):
+        record.load_run(run)
+
+
+def test_read_record_file_and_digest(tmp_path):
+    run = _record(tmp_path, [{"id": "a", "device": 0, "dtype": "fp16"}])
+    rel = "measurements/a.json"
+    assert record.record_file_sha256(run, rel) == record.sha256_file(run / rel)
+    with pytest.raises(record.RecordError, match="not a relative path inside"):
+        record.record_file_sha256(run, "../x")
+
+
+def test_bench_show_json_is_strict_and_hostile_records_exit_2(tmp_path):
+    """`bench show --json` printed NaN/Infinity; a FIFO hung it; both now: strict JSON, or one error line."""
+    from typer.testing import CliRunner
+
+    from icb_bench.bench.cli import app
+
+    run = tmp_path / "run"
+    w = record.RecordWriter(run, {"run_id": "r"})
+    w.start()  # still `running`: bench show computes node aggregates from what is on disk
+    for d in (0, 1):
+        record.write_measurement(run, {"id": f"h-d{d}-fp16", "host": "h", "device": d, "dtype": "fp16", "valid": True,
+                                       "tflops": 1.5e308, "energy_j": 1e-300, "power_w": 1.0, "flops_total": 1e300})
+    res = CliRunner().invoke(app, ["show", str(run), "--json"])
+    assert res.exit_code == 0, res.output
+    json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} in bench show --json"))
+    os.mkfifo(run / "measurements" / "z.json")
+    res = CliRunner().invoke(app, ["show", str(run), "--json"])
+    assert res.exit_code == 2 and "not a regular file" in res.output and "Traceback" not in res.output
