@@ -85,19 +85,58 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
             warnings.append(f"{where}: measured core phase {m.get('core_phase_s', 0):.1f} s < 60 s: "
                             "graded 'smoke', does not count towards a verdict")
     console.print(t)
-    if payload.get("aggregates"):
-        a_unit, a_factor = throughput_unit([g.get("tflops") for g in payload["aggregates"]])
+    aggs = payload.get("aggregates") or []
+    nodes = [g for g in aggs if g.get("scope") == "node"]
+    if nodes:
+        a_unit, a_factor = throughput_unit([g.get("tflops") for g in nodes])
         a = Table(title="节点合计 / node totals (valid devices)", title_justify="left")
-        for col in ("精度\ndtype", "设备数\ndevices", f"{a_unit}\nsum", "功率 W", "算效\nGFLOPS/W", "功率口径\npower scope", "离群\noutliers"):
+        for col in ("节点\nnode", "精度\ndtype", "设备数\ndevices", f"{a_unit}\nsum", "功率 W", "算效\nGFLOPS/W",
+                    "功率口径\npower scope", "离群\noutliers"):
             a.add_column(col)
-        for g in payload["aggregates"]:
+        for g in nodes:
             scope = "sum of devices" if g.get("power_scope") == "device" else f"{g.get('power_scope')} ({g.get('power_source')})"
-            a.add_row(g["dtype"], str(g["devices"]), _scaled(g.get("tflops"), a_factor), _f(g.get("power_w")),
-                      _f(g.get("gflops_per_w")), f"{scope}/{g.get('power_method')}",
+            a.add_row(str(g.get("host") or "—"), g["dtype"], str(g["devices"]), _scaled(g.get("tflops"), a_factor),
+                      _f(g.get("power_w")), _f(g.get("gflops_per_w")), f"{scope}/{g.get('power_method')}",
                       ", ".join(map(str, g.get("outliers") or [])) or "—")
             for o in g.get("outliers") or []:
-                warnings.append(f"device {o} {g['dtype']}: below (1 − {g.get('outlier_tolerance')}) × the node median")
+                warnings.append(f"device {g.get('host')}:{o} {g['dtype']}: below (1 − {g.get('outlier_tolerance')}) × the node median")
         console.print(a)
+    racks = [g for g in aggs if g.get("scope") == "rack"]
+    if racks:
+        r_unit, r_factor = throughput_unit([g.get("tflops") for g in racks])
+        r = Table(title="单机架算效 / per-rack efficiency (Σ FLOPs in the rack's common core phase ÷ its energy)",
+                  title_justify="left")
+        for col in ("机架\nrack", "精度\ndtype", "设备\ndevices", f"{r_unit}", "功率 W", "空载 W\nidle",
+                    "算效\nGFLOPS/W", "范围 (≈95%)\nrange", "来源\nassurance", "读数\nreadings", "状态\nstatus"):
+            r.add_column(col)
+        for g in racks:
+            lo, hi = g.get("gflops_per_w_low"), g.get("gflops_per_w_high")
+            inside = g.get("readings_inside")
+            r.add_row(str(g.get("rack_id")), g["dtype"], f"{g.get('devices')}/{g.get('devices_expected')}",
+                      _scaled(g.get("tflops"), r_factor), _f(g.get("power_w")), _f(g.get("idle_power_w")),
+                      _f(g.get("gflops_per_w"), "{:.3g}"), "—" if lo is None or hi is None else f"{lo:.3g}–{hi:.3g}",
+                      str(g.get("assurance") or "—"), "—" if inside is None else str(inside),
+                      ("✔ " if g.get("valid") else "✘ ") + str(g.get("status")))
+            if g.get("reason"):
+                warnings.append(f"rack {g.get('rack_id')} {g['dtype']}: {g['reason']}")
+        console.print(r)
+    runs = [g for g in aggs if g.get("scope") == "run"]
+    if runs:
+        u_unit, u_factor = throughput_unit([g.get("tflops") for g in runs])
+        u = Table(title="全部节点 / whole run (valid devices)", title_justify="left")
+        for col in ("精度\ndtype", "节点\nnodes", "设备 valid/all\ndevices", f"{u_unit}\nsum"):
+            u.add_column(col)
+        for g in runs:
+            u.add_row(g["dtype"], str(g.get("nodes")), f"{g.get('devices_valid')}/{g.get('devices')}",
+                      _scaled(g.get("tflops"), u_factor))
+        console.print(u)
+    for n in payload.get("missing_nodes") or []:
+        warnings.append(f"node {n.get('name')} (rank {n.get('rank')}, {n.get('devices')} device(s)) is missing: "
+                        f"{n.get('reason')}; {n.get('measurements_received', 0)} of its measurements reached rank 0")
+    for sk in payload.get("core_phase_skew") or []:
+        if sk.get("nodes_out_of_bound"):
+            warnings.append(f"{sk['dtype']}: core phases of {', '.join(sk['nodes_out_of_bound'])} not within 0.8 s of the "
+                            f"common start/end (spread {sk.get('begin_spread_s', 0):.2f} s): their rack figures are not aligned")
     for d, e in (payload.get("failed_devices") or {}).items():
         warnings.append(f"device {d} failed: {e}")
     for w in warnings:
