@@ -37,6 +37,10 @@ class DeviceInfo:
     driver_version: str | None = None
     runtime_version: str | None = None  # CUDA / HIP / CANN / … version torch was built with
     compute_units: int | None = None  # SMs, CUs, AI cores, CPU threads
+    #: what this one device is: a whole "card", one "die" of a multi-die card (MI250X GCD), or a
+    #: "chip"; with ``dies_per_card`` devices of that unit per card (see backends.families)
+    unit: str = "card"
+    dies_per_card: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,6 +81,9 @@ class Backend(abc.ABC):
     prefers_small_shapes: bool = False
     #: what to install when the backend is unavailable (shown in BackendUnavailable messages)
     install_hint: str = ""
+    #: torch.distributed backend for device-side collectives of this family (hccl, cncl, mccl,
+    #: nccl, xccl, gloo); orchestration itself always coordinates over gloo
+    collective_backend: str = "gloo"
 
     @classmethod
     @abc.abstractmethod

@@ -4,28 +4,19 @@ and other CUDA-compatible domestic parts), told apart by ``torch.version.hip`` a
 
 from __future__ import annotations
 
-import re
+import os
 from typing import Any, Callable
 
 from ..errors import DeviceError, KernelError
-from .base import Backend, DeviceInfo, Timer
-
-#: (device-name pattern, vendor, domestic) for parts that present torch.cuda; first match wins
-NAME_VENDORS: tuple[tuple[str, str, bool], ...] = (
-    (r"hygon|\bDCU\b|^(DCU\s*)?[KZ]100", "hygon", True),
-    (r"metax|\bMXC\d", "metax", True),
-    (r"iluvatar|\bBI-V\d", "iluvatar", True),
-    # Kunlunxin's XPyTorch stack presents its P800/R-series parts through torch.cuda as well
-    (r"kunlun|\bP800\b|\bR[23]00\b", "kunlunxin", True),
-)
+from .base import DOMESTIC_VENDORS, Backend, DeviceInfo, Timer
+from .families import die_layout, identify_cuda_vendor
 
 
 def cuda_vendor(device_name: str, hip: bool) -> tuple[str, bool]:
-    """(vendor, domestic) for a torch.cuda device name; ``hip`` for ROCm builds."""
-    for pattern, vendor, domestic in NAME_VENDORS:
-        if re.search(pattern, device_name, re.IGNORECASE):
-            return vendor, domestic
-    return ("amd", False) if hip else ("nvidia", False)
+    """(vendor, domestic) for a torch.cuda device name; ``hip`` for ROCm builds. The vendor comes
+    from :data:`~.families.CUDA_VENDOR_RULES`, domesticity from the one vendor table."""
+    vendor, _ = identify_cuda_vendor(device_name, hip)
+    return vendor, vendor in DOMESTIC_VENDORS
 
 
 class CudaEventTimer(Timer):
@@ -102,15 +93,36 @@ class CudaBackend(Backend):
     device_type = "cuda"
     supports_graphs = True  # HIP graphs too, through the same torch.cuda.graph API
     install_hint = "install a CUDA (or ROCm) build of torch and the vendor driver"
+    collective_backend = "nccl"  # torch names RCCL (ROCm, DCU) "nccl" too
 
     @classmethod
     def is_available(cls) -> bool:
+        return cls.unavailable_reason() is None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why there is no usable torch.cuda device: no torch, a CPU-only build, a driver that
+        fails to initialise, or no device visible. Never raises."""
         try:
             import torch
-
-            return bool(torch.cuda.is_available()) and torch.cuda.device_count() > 0
-        except Exception:  # noqa: BLE001 - "never raises": a broken runtime is just unavailable
-            return False
+        except Exception as exc:  # noqa: BLE001 - "never raises"
+            return f"backend 'cuda': torch cannot be imported ({type(exc).__name__}: {exc})"
+        runtime = getattr(torch.version, "hip", None) or getattr(torch.version, "cuda", None)
+        if runtime is None:
+            return (f"backend 'cuda': this torch ({torch.__version__}) is a CPU-only build; "
+                    f"{cls.install_hint}")
+        try:
+            count = int(torch.cuda.device_count())
+            if count > 0 and not torch.cuda.is_available():
+                return "backend 'cuda': torch.cuda.is_available() is False although devices are counted"
+        except Exception as exc:  # noqa: BLE001 - a failing driver is reported, not raised
+            return f"backend 'cuda': the driver failed to initialise ({type(exc).__name__}: {exc})"
+        if count < 1:
+            visible = [f"{k}={v!r}" for k in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+                       if (v := os.environ.get(k)) is not None]
+            return ("backend 'cuda': no device visible"
+                    + (f" ({', '.join(visible)})" if visible else " (driver loaded? device present?)"))
+        return None
 
     @staticmethod
     def is_hip() -> bool:
@@ -169,17 +181,23 @@ class CudaBackend(Backend):
         except (RuntimeError, AssertionError) as exc:
             raise self.translate_error(exc) from exc
         hip = self.is_hip()
-        vendor, domestic = cuda_vendor(props.name, hip)
+        vendor, vendor_rule = identify_cuda_vendor(props.name, hip)
+        layout = die_layout(props.name)
         uuid_raw = getattr(props, "uuid", None)
         uuid = str(uuid_raw) if uuid_raw is not None else None
-        nvml = {} if hip else _nvml_details(uuid)
+        nvml = _nvml_details(uuid) if vendor == "nvidia" else {}  # NVML knows only NVIDIA parts
         pci_bus_id = nvml.get("pci_bus_id")
         if pci_bus_id is None and hasattr(props, "pci_bus_id"):
             pci_bus_id = (
                 f"{getattr(props, 'pci_domain_id', 0):08x}:{props.pci_bus_id:02x}:"
                 f"{getattr(props, 'pci_device_id', 0):02x}.0"
             )
-        extra: dict[str, Any] = {"domestic": domestic, "capability": f"{props.major}.{props.minor}"}
+        extra: dict[str, Any] = {
+            "domestic": vendor in DOMESTIC_VENDORS,
+            "vendor_rule": vendor_rule,
+            "die_layout": layout.source,
+            "capability": f"{props.major}.{props.minor}",
+        }
         if hip:
             extra["gcn_arch"] = getattr(props, "gcnArchName", None)
         return DeviceInfo(
@@ -194,6 +212,8 @@ class CudaBackend(Backend):
             driver_version=nvml.get("driver_version"),
             runtime_version=(torch.version.hip if hip else torch.version.cuda),
             compute_units=int(props.multi_processor_count),
+            unit=layout.unit,
+            dies_per_card=layout.dies_per_card,
             extra=extra,
         )
 

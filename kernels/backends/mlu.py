@@ -12,7 +12,7 @@ class MluBackend(PluginBackend):
     name = device_type = "mlu"
     plugin_module = "torch_mlu"
     vendor = "cambricon"
-    domestic = True
+    collective_backend = "cncl"
     install_hint = "install torch_mlu matching this torch and the Cambricon Neuware SDK"
 
     @contextlib.contextmanager

@@ -12,7 +12,7 @@ class MusaBackend(PluginBackend):
     name = device_type = "musa"
     plugin_module = "torch_musa"
     vendor = "moorethreads"
-    domestic = True
+    collective_backend = "mccl"
     install_hint = "install torch_musa matching this torch and the MUSA toolkit (Moore Threads)"
 
     @contextlib.contextmanager

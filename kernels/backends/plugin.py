@@ -13,25 +13,52 @@ import importlib
 from typing import Any, Callable, Iterator, TypeVar
 
 from ..errors import BackendUnavailable, KernelError
-from .base import Backend, DeviceInfo, Timer
+from .base import DOMESTIC_VENDORS, Backend, DeviceInfo, Timer
+from .families import die_layout
 
 T = TypeVar("T")
 
 
+def generic_accelerator(device_type: str) -> Any | None:
+    """``torch.accelerator`` when torch's device-generic API drives ``device_type`` (torch >= 2.6
+    and the plugin registered as the current accelerator), else None (use ``torch.<type>``)."""
+    import torch
+
+    acc = getattr(torch, "accelerator", None)
+    if acc is None or not hasattr(torch, "Event"):
+        return None
+    try:
+        current = acc.current_accelerator()
+    except Exception:  # noqa: BLE001 - an old or broken build just has no generic API
+        return None
+    return acc if current is not None and getattr(current, "type", None) == device_type else None
+
+
 class PluginEventTimer(Timer):
-    """Device events from the plugin's ``Event`` class, recorded on the current stream."""
+    """Device events recorded on the device's current stream: ``torch.Event`` through
+    ``torch.accelerator`` where torch drives the device generically, else the plugin's ``Event``."""
 
     method = "events"
 
-    def __init__(self, runtime: Any, index: int, translate: Callable[[BaseException], KernelError]) -> None:
-        self._rt = runtime
+    def __init__(self, runtime: Any, index: int, translate: Callable[[BaseException], KernelError],
+                 accelerator: Any | None = None, device: Any = None) -> None:
         self._index = index
         self._translate = translate
-        self._start = runtime.Event(enable_timing=True)
-        self._stop = runtime.Event(enable_timing=True)
+        if accelerator is not None:
+            import torch
+
+            self.api = "torch.Event"
+            self._current_stream = getattr(accelerator, "current_stream", None)
+            self._start = torch.Event(device=device, enable_timing=True)
+            self._stop = torch.Event(device=device, enable_timing=True)
+        else:
+            self.api = "plugin Event"
+            self._current_stream = getattr(runtime, "current_stream", None)
+            self._start = runtime.Event(enable_timing=True)
+            self._stop = runtime.Event(enable_timing=True)
 
     def _record(self, event: Any) -> None:
-        current_stream = getattr(self._rt, "current_stream", None)
+        current_stream = self._current_stream
         try:
             if current_stream is not None:
                 event.record(current_stream(self._index))
@@ -61,8 +88,8 @@ class PluginBackend(Backend):
     device_type: str = ""
     #: module to import to register it (None when the namespace is built into torch)
     plugin_module: str | None = None
+    #: vendor key; whether it is domestic is DOMESTIC_VENDORS' word, not the backend's
     vendor: str = "unknown"
-    domestic: bool = False
 
     # -- runtime access -----------------------------------------------------------------
 
@@ -84,7 +111,14 @@ class PluginBackend(Backend):
                     f"backend {cls.name!r}: importing {cls.plugin_module} failed: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-        runtime = getattr(torch, cls.device_type, None)
+        runtime = None
+        get_module = getattr(torch, "get_device_module", None)
+        if get_module is not None:
+            try:  # the device-generic lookup; stock torch refuses type strings it does not know
+                runtime = get_module(cls.device_type)
+            except (RuntimeError, ValueError, TypeError):
+                runtime = None
+        runtime = runtime if runtime is not None else getattr(torch, cls.device_type, None)
         if runtime is None:
             raise BackendUnavailable(
                 f"backend {cls.name!r}: torch has no {cls.device_type!r} namespace"
@@ -126,10 +160,13 @@ class PluginBackend(Backend):
         return int(self._call(self._runtime().device_count))
 
     def synchronize(self, index: int) -> None:
-        self._call(self._runtime().synchronize, index)
+        acc = generic_accelerator(self.device_type)
+        self._call((acc or self._runtime()).synchronize, index)
 
     def timer(self, index: int) -> Timer:
-        return self._call(PluginEventTimer, self._runtime(), index, self.translate_error)
+        acc = generic_accelerator(self.device_type)
+        device = self.device(index) if acc is not None else None
+        return self._call(PluginEventTimer, self._runtime(), index, self.translate_error, acc, device)
 
     def memory_info(self, index: int) -> tuple[int, int]:
         free, total = self._call(self._runtime().mem_get_info, index)
@@ -173,6 +210,7 @@ class PluginBackend(Backend):
             if getattr(props, attr, None) is not None:
                 units = int(getattr(props, attr))
                 break
+        layout = die_layout(name)
         return DeviceInfo(
             index=index,
             backend=self.name,
@@ -183,7 +221,14 @@ class PluginBackend(Backend):
             driver_version=self._driver_version(index),
             runtime_version=self._runtime_version(),
             compute_units=units,
-            extra={"domestic": self.domestic, "plugin": self.plugin_module},
+            unit=layout.unit,
+            dies_per_card=layout.dies_per_card,
+            extra={
+                "domestic": self.vendor in DOMESTIC_VENDORS,
+                "plugin": self.plugin_module,
+                "die_layout": layout.source,
+                "api": "torch.accelerator" if generic_accelerator(self.device_type) else f"torch.{self.device_type}",
+            },
         )
 
     # -- numeric mode -------------------------------------------------------------------

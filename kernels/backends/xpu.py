@@ -9,5 +9,5 @@ class XpuBackend(PluginBackend):
     name = device_type = "xpu"
     plugin_module = None
     vendor = "intel"
-    domestic = False
+    collective_backend = "xccl"
     install_hint = "install an XPU build of torch and Intel's GPU driver / oneAPI runtime"
