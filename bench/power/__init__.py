@@ -14,17 +14,19 @@ from typing import Any, Callable
 from .base import PowerError, PowerReader, PowerSample, WindowEnergy
 from .null import NullReader
 from .sampler import EnergyWindow, Sampler, integrate_power, measure_window
+from .vendor_smi import TOOL_SPECS
 
-#: reader names tried in order for each backend (``Backend.name``). ROCm builds of torch report
-#: backend "cuda": NVML refuses non-NVIDIA vendors and amdsmi takes AMD and Hygon devices.
-#: Ascend (npu) and Cambricon (mlu) are polled through their CLI tools (no energy counter).
-#: Moore Threads (musa), Intel (xpu): no reader yet.
+#: reader names tried in order for each backend (``Backend.name``). Every family that presents
+#: torch.cuda reports backend "cuda": NVML takes NVIDIA parts, amdsmi AMD and Hygon (energy
+#: counter), then the domestic vendors' CLI tools (hy-smi for a Hygon DCU amdsmi cannot read,
+#: mx-smi MetaX, ixsmi Iluvatar, xpu-smi Kunlunxin). Ascend (npu), Cambricon (mlu) and Moore
+#: Threads (musa) are polled through their CLI tools (no energy counter). Intel (xpu): none yet.
 READERS_FOR_BACKEND: dict[str, list[str]] = {
-    "cuda": ["nvml", "amdsmi"],
+    "cuda": ["nvml", "amdsmi", "hy-smi", "mx-smi", "ixsmi", "xpu-smi"],
     "cpu": ["rapl"],
     "npu": ["npu-smi"],
     "mlu": ["cnmon"],
-    "musa": [],
+    "musa": ["mthreads-gmi"],
     "xpu": [],
 }
 
@@ -71,6 +73,15 @@ def _make_cnmon(index: int, info: dict[str, Any]) -> PowerReader:
     return make_cnmon_reader(index, info)
 
 
+def _make_vendor_tool(name: str) -> Callable[[int, dict[str, Any]], PowerReader]:
+    def make(index: int, info: dict[str, Any]) -> PowerReader:
+        from .vendor_smi import make_vendor_reader
+
+        return make_vendor_reader(name, index, info)
+
+    return make
+
+
 #: how to build each reader named in READERS_FOR_BACKEND: (device index, device info) -> reader
 READER_FACTORIES: dict[str, Callable[[int, dict[str, Any]], PowerReader]] = {
     "nvml": _make_nvml,
@@ -78,7 +89,10 @@ READER_FACTORIES: dict[str, Callable[[int, dict[str, Any]], PowerReader]] = {
     "amdsmi": _make_amdsmi,
     "npu-smi": _make_npu_smi,
     "cnmon": _make_cnmon,
+    **{name: _make_vendor_tool(name) for name in TOOL_SPECS},
 }
+#: readers that serve only some vendors: skipped, without a reason, for a device of another vendor
+READER_VENDORS: dict[str, frozenset[str]] = {name: spec.vendors for name, spec in TOOL_SPECS.items()}
 
 
 def reader_for(backend_name: str, device_index: int, device_info: Any = None) -> PowerReader:
@@ -94,7 +108,11 @@ def reader_for(backend_name: str, device_index: int, device_info: Any = None) ->
     if not names:
         return NullReader("device", reason=f"no power reader implemented for backend {backend_name!r}")
     reasons: list[str] = []
+    vendor = str(info.get("vendor") or "").lower()
     for name in names:
+        served = READER_VENDORS.get(name)
+        if vendor and served is not None and vendor not in served:
+            continue
         factory = READER_FACTORIES.get(name)
         if factory is None:
             reasons.append(f"{name}: unknown reader")
@@ -113,6 +131,7 @@ def reader_for(backend_name: str, device_index: int, device_info: Any = None) ->
 __all__ = [
     "READERS_FOR_BACKEND",
     "READER_FACTORIES",
+    "READER_VENDORS",
     "EnergyWindow",
     "NullReader",
     "PowerError",

@@ -66,7 +66,7 @@ def _load() -> Any:
     except Exception as e:  # noqa: BLE001 - a missing libamd_smi.so surfaces as KeyError/OSError at import
         raise PowerError(
             f"amdsmi: Python package not importable ({type(e).__name__}: {e}); install the ROCm "
-            "amd-smi-lib package (Hygon DTK ships hy-smi/rocm-smi instead, for which no reader exists yet)"
+            "amd-smi-lib package (a Hygon DTK ships hy-smi instead: the hy-smi reader is tried next)"
         ) from None
     return amdsmi
 
@@ -198,7 +198,7 @@ class AmdSmiReader(PowerReader):
     def _hinted(self, e: PowerError) -> PowerError:
         """The error, with what is known about Hygon DCUs added when the device is one."""
         if self.vendor == "hygon" and "hy-smi" not in str(e):
-            return PowerError(f"{e} (Hygon DCU through amdsmi is untested; the DTK's hy-smi is not read yet)")
+            return PowerError(f"{e} (Hygon DCU through amdsmi is untested on hardware; the hy-smi reader is tried next)")
         return e
 
     def close(self) -> None:

@@ -30,6 +30,8 @@ from typing import Any, Callable, Mapping, Sequence
 from .base import PowerError, PowerReader, PowerSample
 
 DEFAULT_TIMEOUT_S = 2.0
+#: the words of every "output holds no power figure" error (callers test for it)
+NO_READING = "no power reading"
 #: how much of an unparsed output an error message quotes
 _QUOTE_CHARS = 400
 
@@ -129,6 +131,10 @@ class SmiReader(PowerReader):
         self.notes: list[str] = []
         #: the environment of each power poll (None: this process's)
         self.env: Mapping[str, str] | None = None
+        #: where the output format was confirmed ("sample: ..."), or "ASSUMED: ..."
+        self.format_source: str | None = None
+        #: the smallest step of the printed power, in W (None: unknown)
+        self.resolution_w: float | None = None
         self._open = False
 
     @property
@@ -193,7 +199,7 @@ class SmiReader(PowerReader):
         try:
             power_w = float(self.parse(text))
         except Exception as e:  # noqa: BLE001 - any parser failure is "unparseable output"
-            raise PowerError(f"`{_cmdline(argv)}`: no power reading in its output ({e}): {_quote(text)}") from None
+            raise PowerError(f"`{_cmdline(argv)}`: {NO_READING} in its output ({e}): {_quote(text)}") from None
         return power_w, 0.5 * (t0 + t1)
 
     def sample(self) -> PowerSample:
@@ -215,6 +221,9 @@ class SmiReader(PowerReader):
             "power_source": self.power_source,
             "energy_counter": False,
             "energy_counter_note": self.counter_note,
+            "method": "polled CLI, integrated by the sampler (no energy counter)",
+            "resolution_w": self.resolution_w,
+            "format_source": self.format_source,
             "timeout_s": self.timeout_s,
             "poll_latency_s": lat,
             # a poll cannot come faster than the tool answers
@@ -225,6 +234,22 @@ class SmiReader(PowerReader):
         if self.notes:
             d["notes"] = list(self.notes)
         return d
+
+
+def visible_index(index: int, env_names: tuple[str, ...], tool: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """(the tool's device index, how it was found) for framework device ``index``: entry ``index``
+    of the first visibility variable that is set, else ``index`` itself."""
+    env = os.environ if env is None else env
+    for name in env_names:
+        value = env.get(name)
+        if value is None or not value.strip():
+            continue
+        entries = [x.strip() for x in value.split(",") if x.strip()]
+        if index >= len(entries) or not entries[index].isdigit():
+            raise PowerError(f"{tool}: cannot map device {index} through {name}={value!r} (expected a list of indices)")
+        return int(entries[index]), f"{name} entry {index}"
+    return index, "index (no visibility variable set)"
+
 
 
 # -- Huawei Ascend: npu-smi ---------------------------------------------------------------------
@@ -341,6 +366,9 @@ class NpuSmiReader(SmiReader):
             timeout_s=timeout_s,
         )
         self._exe = tool
+        self.format_source = ("sources: hicann/driver npucli npu_chip_info.c (show_ascend_chip_power_info): "
+                              "DCMI power in 0.1 W printed as %.1f")
+        self.resolution_w = 0.1
 
     @staticmethod
     def _power_command(exe: str, card: int, chip: int) -> list[str]:
@@ -348,13 +376,7 @@ class NpuSmiReader(SmiReader):
 
     def logical_id(self) -> int:
         """torch_npu index -> logical device id through ASCEND_RT_VISIBLE_DEVICES."""
-        visible = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
-        if visible and visible.strip():
-            entries = [x.strip() for x in visible.split(",") if x.strip()]
-            if self.index >= len(entries) or not entries[self.index].isdigit():
-                raise PowerError(f"npu-smi: cannot map torch_npu index {self.index} through ASCEND_RT_VISIBLE_DEVICES={visible!r}")
-            return int(entries[self.index])
-        return self.index
+        return visible_index(self.index, ("ASCEND_RT_VISIBLE_DEVICES",), "npu-smi")[0]
 
     def _resolve(self) -> None:
         if self.card is None:
@@ -459,6 +481,13 @@ def parse_cnmon_power(text: str) -> float:
     raise ValueError("no 'Usage : <n> W' line in a 'Power' section")
 
 
+#: where each cnmon format the reader knows comes from
+CNMON_INFO_SOURCE = ("ASSUMED: `cnmon info -c N -p` 'Power' section with 'Usage : <n> W' -- no published sample "
+                     "found; shape as parsed by SwanLab's Cambricon collector and named by cndev.h")
+CNMON_TABLE_SOURCE = ("sample: default `cnmon` table, MLU370-X4 (PaddlePaddle MLU install guide, via accel's "
+                      "testdata/cnmon.txt): 'Pwr:Usage/Cap' as '30 W/ 150 W'")
+
+
 class CnmonReader(SmiReader):
     """One Cambricon MLU card through ``cnmon info -c <card> -p``.
 
@@ -480,6 +509,8 @@ class CnmonReader(SmiReader):
             version_command=[tool, "version"],
             timeout_s=timeout_s,
         )
+        self.format_source = CNMON_INFO_SOURCE
+        self.resolution_w = None  # unknown: the format itself is assumed
 
     @staticmethod
     def _power_command(exe: str, card: int) -> list[str]:
@@ -487,15 +518,35 @@ class CnmonReader(SmiReader):
 
     def _resolve(self) -> None:
         if self.card is None:
-            visible = os.environ.get("MLU_VISIBLE_DEVICES")
-            if visible and visible.strip():
-                entries = [x.strip() for x in visible.split(",") if x.strip()]
-                if self.index >= len(entries) or not entries[self.index].isdigit():
-                    raise PowerError(f"cnmon: cannot map torch_mlu index {self.index} through MLU_VISIBLE_DEVICES={visible!r}")
-                self.card, self.matched_by = int(entries[self.index]), "MLU_VISIBLE_DEVICES"
-            else:
-                self.card, self.matched_by = self.index, "index (cnmon card = torch_mlu index)"
+            self.card, self.matched_by = visible_index(self.index, ("MLU_VISIBLE_DEVICES",), "cnmon")
         self.command = self._power_command(self._exe, self.card)
+
+    def open(self) -> None:
+        try:
+            super().open()
+        except PowerError as first:
+            if NO_READING not in str(first):
+                raise  # the tool failed or hung: its summary table would not answer either
+            self._use_summary_table(first)
+
+    def _use_summary_table(self, first: PowerError) -> None:
+        """Fall back to the plain ``cnmon`` table, whose layout is documented by a public sample
+        (``Pwr:Usage/Cap`` as ``30 W/ 150 W``), when ``info -p`` holds no reading we recognise."""
+        from .vendor_smi import parse_usage_cap_table
+
+        card = self.card
+
+        def from_table(text: str) -> float:
+            rows = [r for r in parse_usage_cap_table(text) if r.index == card]
+            if not rows or rows[0].power_w is None:
+                raise ValueError(f"card {card} has no Pwr:Usage figure in the table")
+            return rows[0].power_w
+
+        self.command, self.parse = [self._exe], from_table
+        self.format_source = CNMON_TABLE_SOURCE
+        self.resolution_w = 1.0
+        self.notes.append(f"`cnmon info -p` unreadable ({first}); reading the summary table")
+        self._first_sample()
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -580,7 +580,7 @@ def test_reader_for_npu_and_mlu(smi_bin, monkeypatch, tmp_path) -> None:
 def test_cnmon_card_mapping_and_window(smi_bin, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLU_VISIBLE_DEVICES", "1,0")
     with CnmonReader(0) as r:
-        assert r.card == 1 and r.matched_by == "MLU_VISIBLE_DEVICES"
+        assert r.card == 1 and r.matched_by == "MLU_VISIBLE_DEVICES entry 0"
         res, _ = run_window(r, 0.5)
         d = r.describe()
     assert res.method == "polled" and res.energy_j == pytest.approx(120.0 * res.window_s, rel=0.05)
