@@ -57,7 +57,7 @@ def _load(decl_path: Path):
     from .rules import RulesError, load_rules
 
     if not decl_path.is_file():
-        what = "is a directory" if decl_path.is_dir() else "no such file"
+        what = "is a directory" if decl_path.is_dir() else "not a regular file" if decl_path.exists() else "no such file"
         _fail(f"{decl_path}: {what}; expected a site declaration (YAML), e.g. from `bench example declaration`")
     try:
         decl = load_declaration(decl_path)

@@ -47,13 +47,21 @@ class Issue:
     expected: str
 
     def __str__(self) -> str:
-        shown = "(missing)" if self.value is _MISSING else repr(self.value)
+        shown = "(missing)" if self.value is _MISSING else _repr(self.value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
         return f"{self.path}: {shown} — expected {self.expected}"
 
 
 _MISSING = type("Missing", (), {"__repr__": lambda self: "(missing)"})()
+
+
+def _repr(v: Any) -> str:
+    """repr that never fails: an integer beyond Python's digit limit says how big it is instead."""
+    try:
+        return repr(v)
+    except ValueError:
+        return f"<a number of more than {4300} digits>"
 
 
 class DeclarationError(Exception):
@@ -287,6 +295,33 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+#: an integer literal longer than this is refused before conversion (Python refuses > 4300 digits
+#: with a ValueError; no declared figure needs more than a few dozen)
+MAX_INT_DIGITS = 50
+#: a declaration is a page of YAML; a bigger file is refused before it is read
+MAX_DECLARATION_BYTES = 1 << 20
+
+
+def _construct_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    text = str(node.value)
+    if sum(c.isdigit() for c in text) > MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of more than {MAX_INT_DIGITS} digits", node.start_mark)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _compose_node(loader: _UniqueKeyLoader, parent: Any, index: Any) -> Any:
+    """Aliases (``*name``) refused: a declaration needs none, and nested aliases expand exponentially."""
+    if loader.check_event(yaml.events.AliasEvent):
+        event = loader.peek_event()
+        raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}); a declaration uses none",
+                                          event.start_mark)
+    return yaml.composer.Composer.compose_node(loader, parent, index)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_UniqueKeyLoader.compose_node = _compose_node  # type: ignore[method-assign]
+
 _EXPECTED_BY_TYPE = {
     "missing": "a value (required field)",
     "bool_type": "true or false",
@@ -372,9 +407,39 @@ def _contradictions(data: dict[str, Any]) -> list[Issue]:
         issues.append(
             Issue("technical.racks_in_use", int(in_use), f"at most racks_total ({int(total)}): more racks in use than usable")
         )
-    pue = _lenient(data, "technical.pue", "number")
-    if pue is not None and pue < 1:
-        issues.append(Issue("technical.pue", _plain(pue), "a PUE of at least 1 (facility energy ÷ IT energy)"))
+    devices = _inventory_devices(data)
+    if devices:
+        if total == 0:
+            issues.append(Issue("technical.racks_total", 0, f"at least 1: the inventory declares {devices} accelerators, "
+                                                            "which need racks"))
+    return issues + _implausible(data)
+
+
+def _inventory_devices(data: dict[str, Any]) -> int:
+    items = data.get("inventory")
+    if not isinstance(items, list):
+        return 0
+    counts = (_lenient(it, "count", "count") if isinstance(it, dict) else None for it in items)
+    return int(sum(c for c in counts if c is not None))
+
+
+def _implausible(data: dict[str, Any]) -> list[Issue]:
+    """Figures outside the physically possible (``rules/plausibility.yaml``)."""
+    from .rules import load_plausibility  # local: rules imports this module
+
+    issues: list[Issue] = []
+    for path, bound in load_plausibility().declaration.items():
+        head, _, rest = path.partition(".")
+        if head == "inventory":
+            items = data.get("inventory")
+            located = [(f"inventory[{i}].{rest}", it, rest) for i, it in enumerate(items)] if isinstance(items, list) else []
+        else:
+            located = [(path, data, path)]
+        for where, obj, sub in located:
+            value = _lenient(obj, sub, bound.kind)
+            problem = None if value is None else bound.problem(value)
+            if problem:
+                issues.append(Issue(where, _plain(value), problem))
     return issues
 
 
@@ -410,6 +475,10 @@ def load_declaration(path: str | Path) -> Declaration:
     """Read and validate a declaration file (YAML, safe loading, duplicate keys rejected)."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_DECLARATION_BYTES or not p.is_file():
+            what = "not a regular file" if not p.is_file() else f"more than {MAX_DECLARATION_BYTES} bytes"
+            raise DeclarationError(str(p), [Issue("(file)", str(p), f"a declaration file of at most {MAX_DECLARATION_BYTES} "
+                                                                     f"bytes ({what})")])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DeclarationError(str(p), [Issue("(file)", str(p), "an existing declaration file")]) from None

@@ -32,6 +32,9 @@ __all__ = [
     "PeakTable",
     "load_peaks",
     "normalise_model",
+    "Bound",
+    "Plausibility",
+    "load_plausibility",
 ]
 
 Op = Literal["ge", "gt", "le", "lt", "is_true", "at_least_level", "one_of"]
@@ -372,3 +375,53 @@ def load_peaks(path: str | None = None) -> PeakTable:
     except ValidationError as exc:
         raise RulesError(f"{p}: {exc}") from exc
     return PeakTable(entries)
+
+
+# ------------------------------------------------------------------------------ plausibility
+
+
+class Bound(_Strict):
+    """The physically possible range of one figure (``rules/plausibility.yaml``)."""
+
+    kind: str
+    min: Fraction | None = None
+    max: Fraction | None = None
+    why: str
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = dict(v)
+            for key in ("min", "max"):
+                if v.get(key) is not None:
+                    v[key] = units.parse(v.get("kind", "number"), v[key])
+        return v
+
+    def problem(self, value: Fraction) -> str | None:
+        """What is wrong with ``value`` (None: plausible)."""
+        if self.min is not None and value < self.min:
+            return f"at least {units.fmt_quantity(self.kind, self.min)} ({self.why})"
+        if self.max is not None and value > self.max:
+            return f"at most {units.fmt_quantity(self.kind, self.max)} ({self.why})"
+        return None
+
+
+class Plausibility(_Strict):
+    """Bounds on declared figures (by field path; ``inventory.x`` is every item's ``x``) and on
+    measured ones."""
+
+    schema_: Literal["icb-plausibility/1"] = Field(alias="schema")
+    declaration: dict[str, Bound]
+    measured: dict[str, float]
+
+
+@lru_cache(maxsize=None)
+def load_plausibility() -> Plausibility:
+    """``rules/plausibility.yaml``, validated."""
+    p = _rules_dir() / "plausibility.yaml"
+    try:
+        return Plausibility.model_validate(_read_yaml(p))
+    except (ValidationError, units.UnitError) as exc:
+        raise RulesError(f"{p}: {exc}") from exc

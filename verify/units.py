@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -64,48 +65,95 @@ _EXPECTED: dict[str, str] = {
 
 KINDS = tuple(CANONICAL)
 
-_NUM = r"[+-]?(?:\d[\d,_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUM = r"[+-]?(?:[0-9][0-9,_]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _QTY = re.compile(rf"^\s*(?P<num>{_NUM})\s*(?P<unit>.*?)\s*$")
+_NUMBER = re.compile(r"(?P<sign>[+-]?)(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?(?:[eE](?P<exp>[+-]?[0-9]+))?", re.ASCII)
+
+#: numbers are parsed without building huge intermediates: at most this many significant digits
+MAX_DIGITS = 50
+#: and a magnitude below 10**MAX_EXPONENT (far beyond any physical figure; plausibility bounds
+#: per field are data, in rules/plausibility.yaml)
+MAX_EXPONENT = 100
+_LIMIT = 10**MAX_EXPONENT
+_TOO_BIG = f"a number below 1e{MAX_EXPONENT}"
+
+
+def _text_number(text: str) -> Fraction:
+    """Decimal text as a Fraction, refusing long mantissas and large exponents before any
+    arithmetic (``1e100000000`` must not build 10**100000000)."""
+    m = _NUMBER.fullmatch(text)
+    if not m or not (m.group("int") or m.group("frac")):
+        raise UnitError("a number")
+    digits = (m.group("int") + (m.group("frac") or "")).lstrip("0")
+    if len(digits) > MAX_DIGITS:
+        raise UnitError(f"a number of at most {MAX_DIGITS} significant digits")
+    exp_text = (m.group("exp") or "0").lstrip("+")
+    if len(exp_text.lstrip("-").lstrip("0")) > 4:
+        raise UnitError(_TOO_BIG if not exp_text.startswith("-") else "a number of a sensible magnitude")
+    exp = int(exp_text) - len(m.group("frac") or "")
+    if not digits:
+        return Fraction(0)
+    if len(digits) + exp > MAX_EXPONENT:  # the value has at least len(digits) + exp integer digits
+        raise UnitError(_TOO_BIG)
+    if exp < -2 * MAX_EXPONENT:
+        raise UnitError("a number of a sensible magnitude")
+    value = Fraction(int(digits) * 10**exp) if exp >= 0 else Fraction(int(digits), 10**-exp)
+    return -value if m.group("sign") == "-" else value
+
+
+def _bounded(f: Fraction) -> Fraction:
+    if abs(f) >= _LIMIT:
+        raise UnitError(_TOO_BIG)
+    return f
 
 
 def parse_number(raw: Any) -> Fraction:
-    """A finite number (int, float, Decimal, Fraction or numeric text) as an exact Fraction."""
+    """A finite number (int, float, Decimal, Fraction or numeric text) as an exact Fraction.
+
+    Text may use full-width digits (NFKC-normalised) and ``,``/``_`` separators; its magnitude is
+    bounded (:data:`MAX_DIGITS`, :data:`MAX_EXPONENT`) before any arithmetic."""
     if isinstance(raw, bool):
         raise UnitError("a number, not true/false")
     if isinstance(raw, Fraction):
-        return raw
+        return _bounded(raw)
     if isinstance(raw, int):
-        return Fraction(raw)
+        return _bounded(Fraction(raw))  # a comparison, never str(): no digit-limit error
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise UnitError("a finite number")
-        return Fraction(repr(raw))  # shortest decimal that round-trips: 1.28 -> 32/25
+        return _bounded(Fraction(repr(raw)))  # shortest decimal that round-trips: 1.28 -> 32/25
     if isinstance(raw, Decimal):
         if not raw.is_finite():
             raise UnitError("a finite number")
-        return Fraction(raw)
+        if raw != 0 and raw.adjusted() >= MAX_EXPONENT:
+            raise UnitError(_TOO_BIG)
+        return parse_number(str(raw))
     if isinstance(raw, str):
-        text = raw.strip().replace(",", "").replace("_", "")
-        if not re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", text):
-            raise UnitError("a number")
-        return Fraction(text)
+        if len(raw) > 200:
+            raise UnitError("a number (at most 200 characters)")
+        text = unicodedata.normalize("NFKC", raw).strip().replace(",", "").replace("_", "")
+        return _text_number(text)
     raise UnitError("a number")
 
 
 def _split(raw: Any, kind: str) -> tuple[Fraction, str]:
     """Split ``raw`` into (number, unit text); a non-string is a bare number."""
     if isinstance(raw, str):
-        m = _QTY.match(raw.replace("，", ",").replace("％", "%"))
+        if len(raw) > 200:
+            raise UnitError(_EXPECTED[kind] + " (at most 200 characters)")
+        m = _QTY.match(unicodedata.normalize("NFKC", raw))
         if not m:
             raise UnitError(_EXPECTED[kind])
         try:
             return parse_number(m.group("num")), m.group("unit")
-        except UnitError:
-            raise UnitError(_EXPECTED[kind]) from None
+        except UnitError as exc:
+            detail = str(exc)
+            raise UnitError(_EXPECTED[kind] + ("" if detail == "a number" else f" ({detail})")) from None
     try:
         return parse_number(raw), ""
     except UnitError as exc:
-        raise UnitError(f"{_EXPECTED[kind]}; got {exc}" if "true/false" in str(exc) else _EXPECTED[kind]) from None
+        detail = str(exc)
+        raise UnitError(_EXPECTED[kind] if detail == "a number" else f"{_EXPECTED[kind]} ({detail})") from None
 
 
 def _rate_unit(unit: str, kind: str, suffixes: tuple[str, ...]) -> Fraction:

@@ -95,7 +95,7 @@ valid_values = {
     ("industrial_value", "rnd_spend"): st.integers(0, 2000).map(lambda x: f"{x}万"),
     ("technical", "pue"): st.decimals(1, 2, places=2).map(str),
     ("technical", "fp16_peak"): st.integers(0, 3000).map(lambda x: f"{x} PFLOPS"),
-    ("technical", "racks_total"): st.integers(0, 4000),
+    ("technical", "racks_total"): st.integers(1, 4000),  # 0 racks for the inventory's devices is a contradiction
     ("technical", "rer"): st.fractions(0, 1).map(lambda f: float(f)),
 }
 
@@ -104,7 +104,7 @@ valid_values = {
 @given(st.fixed_dictionaries(valid_values))
 def test_valid_random_declarations_score(values):
     data = example_dict()
-    data["technical"]["racks_in_use"] = 0
+    data["technical"]["racks_in_use"] = 1
     for (sec, key), v in values.items():
         data[sec][key] = v
     card = score(parse_declaration(data))
