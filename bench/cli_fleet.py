@@ -132,6 +132,7 @@ def recompute_racks(run_dir: Path, site_path: Path) -> dict[str, Any]:
     """Rack figures of a multi-node record, again, from what it holds and the site file: for
     meter logs that arrive after the run, or a run made without ``--site``."""
     from .fleet_power import _readings_of, _write_readings, rack_aggregates
+    from .fleet_run import timeline_windows
     from .inventory import utc_now
 
     try:
@@ -154,13 +155,16 @@ def recompute_racks(run_dir: Path, site_path: Path) -> dict[str, Any]:
             if pdu.type == "meter-log" and sid not in known:
                 power.append({"source_id": sid, "scope": "rack", "rack": rack.name, "node": None, "kind": "meter-log",
                               "accuracy_rel": pdu.accuracy_rel, "error": None, "trace_file": None, "reader": {}})
-    aggs = rack_aggregates(run_dir, site, site_path.parent, power, rec.measurements, man.get("windows") or [],
+    offsets = {n.get("name"): (n.get("clock") or {}).get("offset_s", 0.0) for n in man.get("nodes") or []}
+    for m in rec.measurements:
+        m["_clock_offset_s"] = offsets.get(m.get("host"), 0.0)
+    aggs = rack_aggregates(run_dir, site, site_path.parent, power, rec.measurements, timeline_windows(rec.measurements),
                            man.get("timeline") or {})
     for e in power:  # a log read now is copied into the record like one read at the end of the run
         if e["kind"] == "meter-log" and not e.get("trace_file") and not e.get("error"):
             readings, e["reader"] = _readings_of(run_dir, e, site_path.parent, _source(site, e["source_id"]), man["timeline"])
             e["readings"] = len(readings)
-            e["trace_file"] = _write_readings(run_dir, e["source_id"], readings)
+            e["trace_file"] = _write_readings(run_dir, {e["source_id"]: readings})
     for n in man.get("nodes") or []:
         if n.get("name") in index:
             n["rack"] = index[n["name"]][0].name

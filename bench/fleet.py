@@ -289,13 +289,15 @@ class Coordinator:
     """Rank 0's thread: releases common starts, notices dead nodes, receives shards."""
 
     def __init__(self, address: StoreAddress, nodes: list[NodeState], run_dir: Path, *, timeout_s: float,
-                 dead_after_s: float, on_file: Callable[[str, str, bytes], None] | None = None):
+                 dead_after_s: float):
+        from .shard_index import ShardIndex
+
         self.address = address
         self.nodes = {n.name: n for n in nodes}
         self.run_dir = Path(run_dir)
         self.timeout_s = timeout_s
         self.dead_after_s = dead_after_s
-        self.on_file = on_file
+        self.index = ShardIndex(self.run_dir)
         self.total_devices = sum(n.devices for n in nodes)
         self.barriers: list[BarrierEvent] = []
         self.received: dict[str, int] = {n.name: 0 for n in nodes}
@@ -395,22 +397,17 @@ class Coordinator:
             if node not in self.nodes or not _safe_rel(str(rel)):
                 self.rejected.append(f"{node!r}: {rel!r} is not a file of a known node's shard")
                 continue
-            if hashlib.sha256(data).hexdigest() != payload.get("sha256"):
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != payload.get("sha256"):
                 self.rejected.append(f"{node}/{rel}: digest does not match its content")
                 continue
-            self._write(node, rel, data)
+            self._write(node, rel, data, digest)
             self.received[node] += 1
 
-    def _write(self, node: str, rel: str, data: bytes) -> None:
-        from . import record
-
-        dest = self.run_dir / "nodes" / node / rel
-        # on a shared filesystem the node wrote this very file already: leave it alone
-        if dest.is_file() and dest.stat().st_size == len(data) and record.sha256_file(dest) == hashlib.sha256(data).hexdigest():
-            return
-        record.atomic_write_bytes(dest, data)
-        if self.on_file is not None:
-            self.on_file(node, rel, data)
+    def _write(self, node: str, rel: str, data: bytes, digest: str) -> None:
+        # written (unless a shared filesystem has these bytes there already), digested and parsed
+        # once, as it arrives: the merge at the end re-reads nothing
+        self.index.add(node, rel, data, digest=digest)
 
     # -- the end
     def wait_all_done(self, stall_s: float) -> None:

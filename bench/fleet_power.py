@@ -14,7 +14,6 @@ every raw reading to ``power/<source>.parquet``.
 from __future__ import annotations
 
 import io
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,9 +106,11 @@ class SiteMonitor:
                 except Exception:  # noqa: BLE001 - closing a dead source
                     pass
 
-    def write_power(self, run_dir: Path, timeline: dict[str, float]) -> list[dict[str, Any]]:
-        """Every source's raw readings to ``power/<source>.parquet``; the manifest's ``power`` list."""
+    def write_power(self, run_dir: Path, timeline: dict[str, float]) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+        """Every source's raw readings to ``power/<source>.parquet``: the manifest's ``power`` list,
+        and the readings by source (so the figures need not read them back)."""
         power: list[dict[str, Any]] = []
+        by_source: dict[str, list[Any]] = {}
         for src in self.sources:
             entry = {"source_id": src.source_id, "scope": src.scope, "rack": src.rack, "node": src.node,
                      "kind": src.kind, "accuracy_rel": src.accuracy_rel, "error": src.error, "trace_file": None}
@@ -123,10 +124,13 @@ class SiteMonitor:
             else:
                 readings = self._polled(src)
             entry["readings"] = len(readings)
-            entry["trace_file"] = _write_readings(run_dir, src.source_id, readings)
             entry["reader"] = src.describe
             power.append(entry)
-        return power
+            by_source[src.source_id] = readings
+        rel = _write_readings(run_dir, by_source)  # one file for every source: 3,000 racks are one write
+        for entry in power:
+            entry["trace_file"] = rel if by_source.get(entry["source_id"]) else None
+        return power, by_source
 
     def _polled(self, src: MeterSource) -> list[Any]:
         from .rack import Reading
@@ -143,8 +147,9 @@ class SiteMonitor:
                 job: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The manifest's ``power`` list (one per source) and every rack's figure per dtype."""
         timeline = {**job.timeline, "load_s": self.t_load}
-        power = self.write_power(run_dir, timeline)
-        return rack_aggregates(run_dir, self.site, self.site_dir, power, measurements, windows, timeline), power
+        power, readings = self.write_power(run_dir, timeline)
+        return rack_aggregates(run_dir, self.site, self.site_dir, power, measurements, windows, timeline,
+                               readings=readings), power
 
 
 def _readings_of(run_dir: Path, entry: dict[str, Any], site_dir: Path, spec: Any, timeline: dict[str, float]) -> tuple[list[Any], dict[str, Any]]:
@@ -160,7 +165,8 @@ def _readings_of(run_dir: Path, entry: dict[str, Any], site_dir: Path, spec: Any
                  for r in log.to_timeline(timeline["epoch_s"], timeline["monotonic_s"])], dict(log.describe()))
     if not entry.get("trace_file"):
         return [], dict(entry.get("reader") or {})
-    df = record.read_trace(run_dir, entry["trace_file"])
+    df = _read_power(run_dir, entry["trace_file"])
+    df = df[df["source_id"] == entry["source_id"]] if "source_id" in df.columns else df
     out = []
     for row in df.itertuples(index=False):
         pw, ej = _opt_float(row.power_w), _opt_float(row.energy_j)
@@ -189,9 +195,10 @@ def _spec(entry: dict[str, Any], desc: dict[str, Any]) -> Any:
 
 def rack_aggregates(run_dir: Path, site: Any, site_dir: Path, power: list[dict[str, Any]],
                     measurements: list[dict[str, Any]], windows: list[dict[str, Any]],
-                    timeline: dict[str, Any]) -> list[dict[str, Any]]:
+                    timeline: dict[str, Any], readings: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
     """Every rack's GFLOPS/W per dtype, from what the record holds (measurements, core windows on
-    rank 0's timeline, the meters' traces) and the site file (racks, nodes, meter logs)."""
+    rank 0's timeline, the meters' traces — or ``readings`` by source, already in memory) and the
+    site file (racks, nodes, meter logs)."""
     from .rack import MeterSeries, RackInput, RackInputError, device_load, rack_figure
 
     t_load = timeline.get("load_s")
@@ -208,32 +215,40 @@ def rack_aggregates(run_dir: Path, site: Any, site_dir: Path, power: list[dict[s
         if entry["kind"] == "meter-log" and not entry.get("trace_file") and entry.get("error"):
             entry["error"] = None  # try the log again: it may have arrived since
         try:
-            readings, desc = _readings_of(run_dir, entry, site_dir, specs.get(entry["source_id"]), timeline)
+            if readings is not None and entry["source_id"] in readings:
+                got, desc = readings[entry["source_id"]], dict(entry.get("reader") or {})
+            else:
+                got, desc = _readings_of(run_dir, entry, site_dir, specs.get(entry["source_id"]), timeline)
         except Exception as exc:  # noqa: BLE001 - a log that does not load: no figure from that source
             entry["error"] = f"{type(exc).__name__}: {exc}"
-            readings, desc = [], dict(entry.get("reader") or {})
+            got, desc = [], dict(entry.get("reader") or {})
         spec = _spec(entry, desc)
-        series[entry["source_id"]] = (MeterSeries(spec, [r for r in readings if r.t_begin_s >= t_load]),
-                                      MeterSeries(spec, [r for r in readings if r.t_end_s < t_load]))
+        series[entry["source_id"]] = (MeterSeries(spec, [r for r in got if r.t_begin_s >= t_load]),
+                                      MeterSeries(spec, [r for r in got if r.t_end_s < t_load]))
     win_of = {(w["node"], w["device"], w["dtype"]): w for w in windows}
-    measured_nodes = {m.get("host") for m in measurements}
+    by_node: dict[Any, list[dict[str, Any]]] = {}
+    for m in measurements:
+        by_node.setdefault(m.get("host"), []).append(m)
+    power_of: dict[str, list[dict[str, Any]]] = {}
+    for e in power:
+        power_of.setdefault(e["rack"], []).append(e)
     out: list[dict[str, Any]] = []
     dtypes = list(dict.fromkeys(m.get("dtype") for m in measurements))
     for rack in site.racks:
         nodes = [n.name for n in rack.nodes]
-        if not measured_nodes.intersection(nodes):
+        if not any(n in by_node for n in nodes):
             continue
         loads = []
-        for m in measurements:
+        for m in (m for n in nodes for m in by_node.get(n, [])):
             w = win_of.get((m.get("host"), m.get("device"), m.get("dtype")))
-            if w is None or m.get("host") not in nodes:
+            if w is None:
                 continue
             try:
                 loads.append(device_load(m, rack=rack.name, node=str(m["host"]), t_begin_s=w["t_begin_s"],
                                          t_end_s=w["t_end_s"]))
             except RackInputError:
                 continue  # batches that do not add up to the record's FLOPs: counts as not measured
-        mine = [e for e in power if e["rack"] == rack.name]
+        mine = power_of.get(rack.name, [])
         node_meters: dict[str, list[Any]] = {}
         for e in mine:
             if e["scope"] == "node" and e["node"] in nodes:
@@ -252,16 +267,33 @@ def rack_aggregates(run_dir: Path, site: Any, site_dir: Path, power: list[dict[s
     return out
 
 
-def _write_readings(run_dir: Path, source_id: str, readings: list[Any]) -> str | None:
-    """Raw readings as Parquet under ``power/``; returns the relative path."""
+def _read_power(run_dir: Path, rel: str, _cache: dict[tuple[str, int, int], Any] = {}) -> Any:  # noqa: B006
+    """A power trace as a DataFrame, read once while the file is unchanged (every source of a run
+    shares one file)."""
+    p = Path(run_dir) / rel
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = record.read_trace(run_dir, rel)
+    return _cache[key]
+
+
+def _write_readings(run_dir: Path, by_source: dict[str, list[Any]]) -> str | None:
+    """Every source's raw readings as one Parquet file under ``power/``; returns its relative path."""
     import pandas as pd
 
-    if not readings:
+    rows = [{"source_id": sid, "t_begin_s": r.t_begin_s, "t_end_s": r.t_end_s, "power_w": r.power_w,
+             "energy_j": r.energy_j, "ok": r.ok, "error": r.error, "source_time": r.source_time}
+            for sid, readings in by_source.items() for r in readings]
+    if not rows:
         return None
-    df = pd.DataFrame([{"t_begin_s": r.t_begin_s, "t_end_s": r.t_end_s, "power_w": r.power_w, "energy_j": r.energy_j,
-                        "ok": r.ok, "error": r.error, "source_time": r.source_time} for r in readings])
-    rel = f"{POWER_DIR}/{re.sub(r'[^A-Za-z0-9_.-]', '_', source_id)}.parquet"
+    rel = f"{POWER_DIR}/readings.parquet"
+    path = Path(run_dir) / rel
+    if path.is_file():  # `bench racks` adding a late meter log: keep what is there
+        rows = _read_power(run_dir, rel).to_dict("records") + rows
+    df = pd.DataFrame(rows)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    record.atomic_write_bytes(Path(run_dir) / rel, buf.getvalue())
+    record.atomic_write_bytes(path, buf.getvalue())
     return rel

@@ -104,37 +104,39 @@ def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coo
 
     nodes_out, shards, missing = [], [], []
     measurements: list[dict[str, Any]] = []
+    index = coord.index
+    index.add_local(job.node, run_dir / NODES_DIR / job.node)  # rank 0's own shard, on this disk
     for info in job.nodes:
         st = coord.nodes[info["name"]]
         rel = f"{NODES_DIR}/{info['name']}"
-        shard_dir = run_dir / rel
         entry = {"name": info["name"], "rank": info["rank"], "hostname": info["hostname"], "devices": info["devices"],
                  "shard": rel, "clock": job.clock.get(info["name"]), "rack": _rack_of(monitor, info["name"]),
                  "status": (st.done or {}).get("status") if st.done else "missing",
                  "files_received": coord.received.get(info["name"], 0)}
-        shard_ms: list[dict[str, Any]] = []
-        if (shard_dir / record.MANIFEST).is_file():
-            shards.append({"path": f"{rel}/{record.MANIFEST}", "sha256": record.sha256_file(shard_dir / record.MANIFEST)})
-            shard_ms = record.load_run(shard_dir).measurements
-        elif (shard_dir / record.MEASUREMENTS_DIR).is_dir():  # a node that died: what it shipped
-            shard_ms = record.load_measurements(shard_dir)
+        digest = index.files.get(f"{rel}/{record.MANIFEST}")
+        if digest is not None:
+            shards.append({"path": f"{rel}/{record.MANIFEST}", "sha256": digest[0]})
+        shard_ms = index.node_measurements(info["name"])  # a node that died: what it shipped
         if st.dead or st.done is None:
             entry["status"] = "missing"
             entry["reason"] = st.dead_reason or "never finished"
             finished = {(m.get("device"), m.get("dtype")) for m in shard_ms}
             missing.append({"name": info["name"], "rank": info["rank"], "devices": info["devices"],
                             "reason": entry["reason"], "measurements_received": len(finished)})
+        offset = (job.clock.get(info["name"]) or {}).get("offset_s", 0.0)
         for m in shard_ms:
-            m = dict(m)
-            m["_clock_offset_s"] = (job.clock.get(info["name"]) or {}).get("offset_s", 0.0)
+            m["_clock_offset_s"] = offset
             measurements.append(m)
         nodes_out.append(entry)
     windows = timeline_windows(measurements)
     starts = {d: b.released_s for d, b in zip(plan.dtypes, coord.barriers)}
     skew = core_phase_skew(windows, starts)
     aggregates: list[dict[str, Any]] = []
+    by_node: dict[Any, list[dict[str, Any]]] = {}
+    for m in measurements:
+        by_node.setdefault(m.get("host"), []).append(m)
     for info in job.nodes:
-        aggregates += node_aggregates([m for m in measurements if m.get("host") == info["name"]], plan.outlier_tolerance)
+        aggregates += node_aggregates(by_node.get(info["name"], []), plan.outlier_tolerance)
     aggregates += run_totals(measurements)
     power: list[dict[str, Any]] = []
     timeline = dict(job.timeline)
@@ -156,11 +158,14 @@ def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coo
         "plan": plan.to_dict(), "launch": job.launch, "world_size": job.world_size,
         "timeline": timeline, "site": site_info, "nodes": nodes_out, "shards": shards, "missing_nodes": missing,
         "barriers": [b.to_dict() for b in coord.barriers], "core_phase_skew": skew, "max_skew_s": MAX_SKEW_S,
-        "windows": windows, "power": power, "aggregates": aggregates,
+        "power": power, "aggregates": aggregates,
         "coordination_errors": coord.errors[:20], "rejected_files": coord.rejected[:20],
     }
-    manifest["files"] = record.file_index(run_dir)
-    record.atomic_write_json(run_dir / record.MANIFEST, manifest)
+    for m in measurements:
+        m.pop("_clock_offset_s", None)
+    manifest["files"] = index.file_index(extra=sorted((run_dir / "power").glob("*")) if (run_dir / "power").is_dir() else [])
+    # large jobs: compact JSON (the pretty printer is pure Python); small ones stay readable
+    record.atomic_write_json(run_dir / record.MANIFEST, manifest, compact=len(job.nodes) > 64)
     return manifest
 
 

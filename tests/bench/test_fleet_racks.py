@@ -110,4 +110,4 @@ def test_rack_figures_from_meter_logs(tmp_path):
     late = racks_again(bare)
     assert late["R02"]["status"] == "ok" and late["R02"]["valid"] is True
     assert late["R02"]["gflops_per_w"] == pytest.approx(r2["gflops_per_w"], rel=0.02)
-    assert (bare / "power" / "pdu-R02-0.parquet").is_file()
+    assert (bare / "power" / "readings.parquet").is_file()
