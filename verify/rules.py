@@ -9,7 +9,9 @@ to one entry.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import unicodedata
 from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
@@ -310,7 +312,7 @@ def _check(rules: Ruleset, raw: dict[str, Any], path: Path) -> None:
 
 
 class PeakEntry(_Strict):
-    """One accelerator model's dense FP16 peak with its source."""
+    """One accelerator model's dense FP16 peak with its source (an entry of the datasheet table)."""
 
     key: str
     name: str
@@ -334,28 +336,37 @@ class PeakEntry(_Strict):
         return self.upper_tflops if self.upper_tflops is not None else self.fp16_tflops
 
 
-def normalise_model(name: str) -> str:
-    """Lower case, runs of spaces/underscores/dashes collapsed to one space."""
-    return re.sub(r"[\s_\-]+", " ", str(name).strip().lower())
+_SEPARATORS = r"[\s_\-]+"
+
+
+def normalise_model(name: str, separators: str = _SEPARATORS) -> str:
+    """The datasheet table's normalisation: NFKC, lower case, runs of spaces/'_'/'-' as one space."""
+    return re.sub(separators, " ", unicodedata.normalize("NFKC", str(name)).strip().lower())
 
 
 class PeakTable:
-    """Datasheet peaks with alias matching (first matching entry wins; results are cached)."""
+    """Datasheet peaks with the table's one matching rule (see ``kernels/peaks.yaml``): an entry's
+    key, or the single entry one of whose aliases is found in the normalised name (two: None)."""
 
-    def __init__(self, entries: list[PeakEntry]):
+    def __init__(self, entries: list[PeakEntry], separators: str = _SEPARATORS):
         self.entries = entries
+        self.separators = separators
         self._patterns = [(e, [re.compile(a) for a in e.aliases]) for e in entries]
+        self._keys = {normalise_model(e.key, separators): e for e in entries}
         self._cache: dict[str, PeakEntry | None] = {}
 
     def match(self, model: str | None) -> PeakEntry | None:
-        """The entry for ``model`` (as a site or a driver writes it), or None."""
+        """The entry for ``model`` (as a site or a driver writes it), or None (unknown or ambiguous)."""
         if not model:
             return None
         hit = self._cache.get(model, ...)
         if hit is not ...:
             return hit  # type: ignore[return-value]
-        norm = normalise_model(model)
-        found = next((e for e, pats in self._patterns if any(p.search(norm) for p in pats)), None)
+        norm = normalise_model(model, self.separators)
+        found = self._keys.get(norm)
+        if found is None:
+            hits = [e for e, pats in self._patterns if any(p.search(norm) for p in pats)]
+            found = hits[0] if len(hits) == 1 else None  # two matches: do not guess
         self._cache[model] = found
         return found
 
@@ -363,18 +374,32 @@ class PeakTable:
         return next((e for e in self.entries if e.key == key), None)
 
 
+def peaks_path() -> Path:
+    """Where the one datasheet table lives: ``peaks.yaml`` of the icb_bench.kernels package, found
+    through its import spec WITHOUT executing that package (verify stays torch-free)."""
+    spec = importlib.util.find_spec("icb_bench.kernels")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise RulesError("the datasheet table: package icb_bench.kernels (which holds peaks.yaml) is not installed")
+    return Path(locations[0]) / "peaks.yaml"
+
+
 @lru_cache(maxsize=None)
 def load_peaks(path: str | None = None) -> PeakTable:
-    """The datasheet-peak table (``rules/peaks.yaml`` unless ``path`` names another)."""
-    p = Path(path) if path else _rules_dir() / "peaks.yaml"
+    """The datasheet-peak table (:func:`peaks_path` unless ``path`` names another), FP16 entries."""
+    p = Path(path) if path else peaks_path()
     raw = _read_yaml(p)
-    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
-        raise RulesError(f"{p}: expected a mapping with a `models` list")
+    if not isinstance(raw, dict) or raw.get("schema") != "icb-peaks/2" or not isinstance(raw.get("models"), list):
+        raise RulesError(f"{p}: expected schema icb-peaks/2 with a `models` list")
+    separators = str((raw.get("match") or {}).get("separators") or _SEPARATORS)
+    keep = ("key", "name", "vendor", "domestic", "upper_tflops", "kind", "source", "aliases")
     try:
-        entries = [PeakEntry.model_validate(m) for m in raw["models"]]
-    except ValidationError as exc:
+        entries = [PeakEntry.model_validate({**{k: m[k] for k in keep if k in m},
+                                             "fp16_tflops": (m.get("tflops") or {}).get("fp16")})
+                   for m in raw["models"] if isinstance(m, dict) and (m.get("tflops") or {}).get("fp16") is not None]
+    except (ValidationError, TypeError, units.UnitError) as exc:
         raise RulesError(f"{p}: {exc}") from exc
-    return PeakTable(entries)
+    return PeakTable(entries, separators)
 
 
 # ------------------------------------------------------------------------------ plausibility

@@ -14,6 +14,7 @@ from icb_bench.verify import units
 from icb_bench.verify.cli import register
 
 from .conftest import example_dict, write_decl
+from .test_cli_input_errors import _error_line as error_line
 
 runner = CliRunner()
 BIG = "INTEGER_OF_4301_DIGITS"
@@ -35,14 +36,6 @@ def hang_guard(seconds: int = 120):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-
-
-def error_line(res) -> str:
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in res.output
-    return lines[0]
 
 
 def _score(path) -> object:

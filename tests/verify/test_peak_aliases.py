@@ -1,28 +1,24 @@
-"""verify's datasheet-peak table against the names drivers and sites write, and against kernels' table.
-
-verify stays torch-free, so kernels/peaks.yaml is read here as plain YAML (not through icb_bench.kernels).
-"""
+"""The one datasheet table (kernels/peaks.yaml) against the names drivers and sites write, read by
+verify (rules.load_peaks, torch-free) and by kernels (peaks.match_model) with one matching rule."""
 
 from __future__ import annotations
 
-import re
+import subprocess
+import sys
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
-import yaml
 
+from icb_bench.kernels import peaks as kpeaks
 from icb_bench.verify.declaration import parse_declaration
 from icb_bench.verify.inventory import domestic_share, resolve_inventory
-from icb_bench.verify.rules import load_peaks
+from icb_bench.verify.rules import load_peaks, peaks_path
 
 from .conftest import example_dict
 
-KERNELS_PEAKS = Path(__file__).parents[2] / "kernels" / "peaks.yaml"
-
-#: name (as a driver reports it, or as a site declares it) -> verify's key (None: deliberately unknown)
+#: name (as a driver reports it, or as a site declares it) -> key (None: deliberately unknown)
 NAMES = {
-    # Ascend 910 family (the launch part and its A / ProA / ProB / PremiumA variants): 256, as kernels
+    # Ascend 910 family (the launch part and its A / ProA / ProB / PremiumA variants): 256
     "Ascend910A": "ascend-910",
     "Ascend 910ProB": "ascend-910",
     "Ascend910ProA": "ascend-910",
@@ -37,25 +33,58 @@ NAMES = {
     "NVIDIA GH200 480GB": None,  # a different product (Grace Hopper), not an H200; no sourced figure
     "NVIDIA H100": None,  # SXM 989 / NVL / PCIe 756: the variant decides, so no guess
     "NVIDIA H100 80GB HBM3": "h100-sxm",
+    "NVIDIA H100 SXM5 80GB": "h100-sxm",
     "NVIDIA H100 PCIe": "h100-pcie",
     "NVIDIA H100 NVL": None,
     "NVIDIA H800": None,
     "NVIDIA H20": None,
     "NVIDIA H200": "h200",
+    "NVIDIA H200 141GB HBM3e": "h200",
     "NVIDIA H200 NVL": None,
     "NVIDIA A100-SXM4-80GB": "a100",
+    "NVIDIA A100 80GB PCIe": "a100",
     "AMD Instinct MI300X": "mi300x",
+    "K100_AI": "hygon-k100-ai",
+    "DCU K100": "hygon-k100",
+    "MTT S4000": "mtt-s4000",
+    "Iluvatar BI-V150": "iluvatar-bi-v150",
+    "Kunlunxin R200": "kunlunxin-r200",
     # MetaX: the form factor decides; the bare name gets its own, lower-figure entry
     "MetaX C500": "metax-c500",
     "MetaX C500 PCIe": "metax-c500-pcie",
     "MetaX C500 OAM": "metax-c500-oam",
+    "h100-sxm": "h100-sxm",  # a key is a name too
+    "": None,
 }
 
 
 @pytest.mark.parametrize("name, key", NAMES.items())
-def test_matcher_over_driver_and_marketing_names(name, key):
+def test_one_rule_in_both_readers(name, key):
+    """verify and kernels read one file and answer every name alike (they cannot share code:
+    verify must not import the torch-side package, nor kernels the scoring one)."""
     entry = load_peaks().match(name)
     assert (entry.key if entry else None) == key
+    assert kpeaks.match_model(name) == key
+
+
+def test_one_table_file():
+    assert peaks_path().resolve() == (kpeaks.resources.files(kpeaks.__package__) / "peaks.yaml").resolve()
+    assert not (peaks_path().parents[1] / "verify" / "rules" / "peaks.yaml").exists()
+    for e in load_peaks().entries:  # same FP16 figure through both readers, by construction
+        assert e.fp16_tflops == Fraction(str(kpeaks.load_table()[e.key]["tflops"]["fp16"]))
+
+
+def test_verify_reads_the_table_without_importing_kernels():
+    code = ("import sys\nfrom icb_bench.verify.rules import load_peaks\n"
+            "assert load_peaks().match('NVIDIA H200').key == 'h200'\n"
+            "print(','.join(m for m in ('torch', 'icb_bench.kernels') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_every_alias_matches_exactly_one_entry_for_its_display_name():
+    for e in load_peaks().entries:
+        assert load_peaks().match(e.name) is e, e.name
 
 
 def test_ambiguous_c500_credits_the_lower_figure_and_flags_above_the_higher():
@@ -73,50 +102,3 @@ def test_ascend_910_variants_count_as_domestic_without_a_flag():
     items = resolve_inventory(parse_declaration(data))
     assert items[1].domestic and items[1].domestic_source == "datasheet"
     assert domestic_share(items, "declared") == Fraction(1000 * 256, 100 * 989 + 1000 * 256)
-
-
-# ------------------------------------------------------------------ against kernels/peaks.yaml
-
-#: verify key -> why its FP16 dense figure may differ from kernels' for the same model (none today)
-ALLOWED_DIFFERENCES: dict[str, str] = {}
-
-
-def _kernels_models() -> dict:
-    if not KERNELS_PEAKS.is_file():
-        pytest.skip(f"{KERNELS_PEAKS} absent")
-    return yaml.safe_load(KERNELS_PEAKS.read_text(encoding="utf-8"))["models"]
-
-
-def _kernels_match(models: dict, name: str) -> str | None:
-    """kernels' own rule (kernels/peaks.py match_model): case-insensitive search, a unique hit or nothing."""
-    hits = {k for k, e in models.items() for p in e.get("aliases", []) if re.search(p, name.strip(), re.IGNORECASE)}
-    return hits.pop() if len(hits) == 1 else None
-
-
-def test_every_kernels_model_is_known_to_verify_with_the_same_fp16_figure():
-    models = _kernels_models()
-    peaks = load_peaks()
-    for kkey, entry in models.items():
-        v = peaks.match(entry["display"])
-        assert v is not None, f"kernels' {kkey} ({entry['display']!r}) is unknown to verify/rules/peaks.yaml"
-        fp16 = entry.get("tflops", {}).get("fp16")
-        if v.key in ALLOWED_DIFFERENCES or fp16 is None:
-            continue
-        assert v.fp16_tflops == Fraction(str(fp16)), f"{kkey} {fp16} vs verify {v.key} {float(v.fp16_tflops)}"
-
-
-@pytest.mark.parametrize("name", sorted(NAMES))
-def test_a_name_both_tables_know_has_one_fp16_figure(name):
-    """Where a name matches in both tables the FP16 dense figure agrees; where only verify matches,
-    the name is one a site writes rather than one a driver reports (verify normalises, kernels anchors)."""
-    models = _kernels_models()
-    kkey = _kernels_match(models, name)
-    v = load_peaks().match(name)
-    if kkey is None or v is None:
-        if kkey is not None:
-            pytest.fail(f"kernels knows {name!r} ({kkey}) but verify does not")
-        return
-    if v.key in ALLOWED_DIFFERENCES:
-        return
-    assert v.fp16_tflops == Fraction(str(models[kkey]["tflops"]["fp16"]))
-
