@@ -14,6 +14,7 @@ import typer
 #: example name -> (package holding it, path inside that package)
 EXAMPLES: dict[str, tuple[str, str]] = {
     "declaration": ("icb_bench.verify", "data/declaration.example.yaml"),
+    "site": ("icb_bench.bench", "data/site.example.yaml"),
 }
 
 example_app = typer.Typer(
@@ -34,6 +35,14 @@ def declaration() -> None:
 
     Every section filled in and commented: `bench example declaration > site.yaml`, then edit."""
     sys.stdout.write(example_text("declaration"))
+
+
+@example_app.command("site")
+def site() -> None:
+    """A site file for multi-node runs and `bench sample`: racks → nodes → meters (PDUs, BMCs).
+
+    `bench example site > site.yaml`, then edit; passwords only by `*_env` / `*_file`."""
+    sys.stdout.write(example_text("site"))
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from icb_bench.bench.sample import SampleError, draw_sample, load_sample_plan, r
 from icb_bench.bench.site import Site, parse_site
 from icb_bench.verify.sampling import devices_required, load_sampling_rules, racks_required
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "site.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "bench" / "data" / "site.example.yaml"
 
 
 def site_data(layout: list[list[tuple[str, int]]], name: str = "t") -> dict:

@@ -15,7 +15,7 @@ import yaml
 from icb_bench.bench import site as S
 from icb_bench.bench.site import SiteError, load_site, open_reader, parse_site, resolve_secret
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "site.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "bench" / "data" / "site.example.yaml"
 
 
 def minimal() -> dict:
