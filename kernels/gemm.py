@@ -1,5 +1,7 @@
-"""The GEMM workload: seeded random inputs on a device, timed back-to-back batches, a sampled
-FP64 correctness check and a numeric-mode probe.
+"""The GEMM workload: seeded random inputs on a device, timed back-to-back batches, the
+correctness checks (sampled FP64 elements and Freivalds over every element) and a numeric-mode
+probe. Shapes live in :mod:`.shapes`, inputs in :mod:`.inputs`, checking in :mod:`.check` and
+:mod:`.freivalds`; the names are re-exported here.
 
 Typical use (what ``bench/`` does)::
 
@@ -9,29 +11,30 @@ Typical use (what ``bench/`` does)::
         iters = wl.calibrate(target_batch_ms=100)
         run = wl.run_timed(iters, duration_s=120)      # poisons C first
         result = wl.check()                            # every sampled element overwritten & right
+        full = wl.freivalds(seed=2)                    # every element, on the device
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
-import math
 import statistics
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from . import inputs
+from .check import INT32_POISON, CorrectnessResult, DegenerateInputs, InputHealth, compare_samples, inspect_inputs
 from .dtypes import DTYPES, GemmDtype, get_dtype
-from .errors import DeviceError, KernelError, OutOfMemory, UnsupportedDtype
+from .errors import KernelError, OutOfMemory, UnsupportedDtype
+from .freivalds import FreivaldsResult, freivalds_check
+from .shapes import FULL_SIZES, QUICK_SIZES, GemmShape, candidate_shapes, shape_bytes
 
 if TYPE_CHECKING:
     import torch
 
     from .backends.base import Backend
 
-#: poison for int32 outputs: unreachable by int8 GEMMs (|sum| <= 64*64*k < 2^31 for k < 2^19)
-INT32_POISON = -(2**31)
 #: never put more than this many GEMMs in one batch (graph size, calibration of tiny shapes)
 MAX_ITERS_PER_BATCH = 10_000
 #: host-side random-number chunk, so generating 16384² inputs never needs a 1 GiB temporary
@@ -42,72 +45,9 @@ _SAMPLE_SEED_OFFSET = 1_000_003
 #: bf16 and bf16x3 ("medium" precision) also lose the 2^-20 term
 PROBE_VALUE = 1.0 + 2.0**-10 + 2.0**-20
 PROBE_TF32_VALUE = 1.0 + 2.0**-10
-#: workspace/graph/allocator slack assumed on top of A + B + C when sizing shapes
-WORKSPACE_MARGIN_BYTES = 256 << 20
-#: fraction of free memory A + B + C (+ margin) may use
-MEMORY_FRACTION = 0.40
-QUICK_SIZES: tuple[int, ...] = (256, 512, 768, 1024)
-FULL_SIZES: tuple[int, ...] = (4096, 8192, 12288, 16384)
-#: which sizes to keep when ``limit`` is below the number that fit (8192³ is H100's sweet spot)
-_PREFERENCE = {True: (512, 1024, 256, 768), False: (8192, 4096, 16384, 12288)}
-
-
-@dataclass(frozen=True)
-class GemmShape:
-    """C[m, n] = A[m, k] · B[k, n]."""
-
-    m: int
-    n: int
-    k: int
-
-    def __post_init__(self) -> None:
-        if min(self.m, self.n, self.k) < 1:
-            raise ValueError(f"GEMM dimensions must be positive, got {self}")
-
-    @property
-    def flops(self) -> int:
-        """Dense FLOPs of one GEMM: one multiply and one add per (i, j, l)."""
-        return 2 * self.m * self.n * self.k
-
-    def as_dict(self) -> dict[str, int]:
-        return {"m": self.m, "n": self.n, "k": self.k}
-
-    def __str__(self) -> str:
-        return f"{self.m}x{self.n}x{self.k}"
-
-
-def shape_bytes(dtype: str | GemmDtype, shape: GemmShape) -> int:
-    """Bytes of A + B + C for ``shape`` in ``dtype``."""
-    import torch
-
-    spec = get_dtype(dtype) if isinstance(dtype, str) else dtype
-    in_bytes = torch.empty((), dtype=spec.torch_dtype("inputs")).element_size()
-    out_bytes = torch.empty((), dtype=spec.torch_dtype("output")).element_size()
-    return (shape.m * shape.k + shape.k * shape.n) * in_bytes + shape.m * shape.n * out_bytes
-
-
-def candidate_shapes(
-    dtype: str, free_bytes: int, *, quick: bool = False, limit: int = 4
-) -> list[GemmShape]:
-    """Up to ``limit`` square shapes (multiples of 256) whose A + B + C plus a workspace margin fit
-    in ``MEMORY_FRACTION`` of ``free_bytes``, ascending. ``quick``: small CPU/test sizes.
-    Falls back to the largest fitting multiple of 256; empty if not even 256³ fits."""
-    spec = get_dtype(dtype)
-    margin = min(WORKSPACE_MARGIN_BYTES, free_bytes // 10)
-    budget = MEMORY_FRACTION * free_bytes - margin
-
-    def fits(size: int) -> bool:
-        return shape_bytes(spec, GemmShape(size, size, size)) <= budget
-
-    sizes = QUICK_SIZES if quick else FULL_SIZES
-    fitting = [s for s in _PREFERENCE[quick] if s in sizes and fits(s)][: max(1, limit)]
-    if not fitting:
-        per_elem = shape_bytes(spec, GemmShape(1, 1, 1)) / 3  # (2·in + out)/3 bytes per element
-        side = int(math.sqrt(max(budget, 0) / (3 * per_elem)) // 256 * 256) if budget > 0 else 0
-        while side >= 256 and not fits(side):
-            side -= 256
-        fitting = [side] if side >= 256 else []
-    return [GemmShape(s, s, s) for s in sorted(fitting)]
+#: where a workload's inputs come from: the device's own generator (fast; shape search), or
+#: host-generated seeded rows an auditor can regenerate (:mod:`.inputs`; measured workloads)
+INPUT_SOURCES = ("device", "host-rows")
 
 
 @dataclass(frozen=True)
@@ -233,26 +173,6 @@ class TimedRun:
 
 
 @dataclass
-class CorrectnessResult:
-    """Sampled check of C against an FP64 host reference built from the device's own inputs."""
-
-    valid: bool
-    n_checked: int
-    #: max |out - ref| / (‖A[i,:]‖·‖B[:,j]‖/√k) over finite samples (see GemmWorkload.check)
-    max_rel_err: float
-    tolerance: float
-    nan_inf_count: int
-    #: samples still holding the poison written before the run
-    unwritten_count: int
-    reason: str = ""
-    #: the brief's Cauchy–Schwarz-normalised error max |out-ref|/(‖A[i,:]‖·‖B[:,j]‖), for reference
-    max_err_cs: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class ModeProbe:
     """Whether the numeric mode really is what the dtype says (FP32 is IEEE, TF32 is TF32)."""
 
@@ -265,7 +185,11 @@ class ModeProbe:
 
 
 class GemmWorkload:
-    """One GEMM of one dtype and shape on one device, with seeded random inputs."""
+    """One GEMM of one dtype and shape on one device, with seeded random inputs.
+
+    ``inputs``: ``"device"`` draws them with the device's own generator (fast: the shape
+    search); ``"host-rows"`` draws seeded row blocks on the host (:mod:`.inputs`), which an
+    auditor regenerates on a CPU. Either way degenerate inputs raise :class:`DegenerateInputs`."""
 
     def __init__(
         self,
@@ -276,8 +200,12 @@ class GemmWorkload:
         seed: int = 0,
         *,
         use_graphs: bool = True,
+        inputs: str = "device",
     ) -> None:
+        if inputs not in INPUT_SOURCES:
+            raise ValueError(f"inputs must be one of {INPUT_SOURCES}, got {inputs!r}")
         self.backend = backend
+        self.inputs = inputs
         self.index = index
         self.spec: GemmDtype = get_dtype(dtype)
         self.dtype = self.spec.name
@@ -285,7 +213,8 @@ class GemmWorkload:
         self.seed = int(seed)
         self.use_graphs = use_graphs and backend.supports_graphs
         self.graph_error: str | None = None
-        self.input_source = ""  # "device-generator" | "host-generator"
+        self.input_source = ""  # "device-generator" | "host-generator" | inputs.GENERATOR
+        self.input_health: InputHealth | None = None
         self.flags: dict[str, Any] = {}
         self._graph_replay: Callable[[], Any] | None = None
         self._graph_iters = 0
@@ -347,29 +276,36 @@ class GemmWorkload:
 
     def describe(self) -> dict[str, Any]:
         """Provenance of this workload for a record: dtype, shape, inputs, timing path."""
-        if self.spec.op == "int_mm":
-            distribution = "uniform integers in [-64, 63]"
-        elif self.spec.op == "scaled_mm":
-            distribution = "N(0, 1) rounded to float8_e4m3fn, unit tensor-wise scales"
-        else:
-            distribution = f"N(0, 1) * k^-1/4 (= {self.shape.k ** -0.25:.4g}) in {self.spec.inputs}"
         return {
             "dtype": self.spec.as_dict(),
             "shape": self.shape.as_dict(),
             "flops_per_gemm": self.flops_per_gemm,
             "seed": self.seed,
             "input_source": self.input_source,
-            "input_distribution": distribution,
+            "input_distribution": inputs.describe(self.spec, self.shape.k),
+            "input_health": self.input_health.as_dict() if self.input_health else None,
             "b_layout": "column-major" if self.spec.b_col_major else "row-major",
             "graphs": self._graph_state(),
             "graph_error": self.graph_error,
         }
 
     def _fill_inputs(self) -> None:
-        """Seeded random A and B: device generator where the device has one, else the host's
-        (then copied). Never zeros: zeros run faster and draw less power."""
+        """Seeded random A and B (see the class docstring), then refused if degenerate: zeros
+        run faster and draw less power, and low-rank products are cheap to fake."""
+        self._draw_inputs()
+        self.input_health = inspect_inputs(self.a, self.b, self.seed)
+        if not self.input_health.ok:
+            raise DegenerateInputs(f"{self.dtype} {self.shape}: degenerate inputs refused before the run: "
+                                   f"{self.input_health.reason}")
+
+    def _draw_inputs(self) -> None:
         import torch
 
+        if self.inputs == "host-rows":
+            self.input_source = inputs.GENERATOR
+            for name, dst in inputs.row_operands(self.a, self.b).items():
+                inputs.fill(dst, self.spec, self.shape.k, self.seed, name)
+            return
         gen = self.backend.generator(self.index, self.seed)
         if gen is None:
             gen = torch.Generator(device="cpu")
@@ -389,12 +325,10 @@ class GemmWorkload:
         rows, cols = dst.shape
         chunk_rows = max(1, min(rows, _GEN_CHUNK_ELEMENTS // max(1, cols)))
         if self.spec.op == "int_mm":
-            # uniform integers in [-64, 63]: int32 sums stay exact for any k < 2^19
-            draw = lambda r: torch.randint(-64, 64, (r, cols), generator=gen, device=gen_device, dtype=torch.int8)  # noqa: E731
+            draw = lambda r: torch.randint(inputs.INT_LOW, inputs.INT_HIGH, (r, cols), generator=gen,  # noqa: E731
+                                           device=gen_device, dtype=torch.int8)
         else:
-            # N(0,1)·k^-1/4 keeps every output ~N(0,1) (no fp16 overflow at any k); fp8 inputs
-            # stay unit-scale so they sit in E4M3's normal range, outputs are BF16 (no overflow)
-            scale = 1.0 if self.spec.op == "scaled_mm" else self.shape.k ** -0.25
+            scale = inputs.scale_for(self.spec, self.shape.k)
             gen_dtype = dst.dtype if dst.dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float32
             draw = lambda r: torch.randn((r, cols), generator=gen, device=gen_device, dtype=gen_dtype).mul_(scale)  # noqa: E731
         for start in range(0, rows, chunk_rows):
@@ -596,54 +530,32 @@ class GemmWorkload:
         rows, cols = self.sample_positions(samples)
         with self._guard(), self._mode():
             self.backend.synchronize(self.index)
-            out = self.c[rows.to(self.device), cols.to(self.device)].cpu()
+            out = self._gather_outputs(rows, cols)
             urows, inv_r = torch.unique(rows, return_inverse=True)
             ucols, inv_c = torch.unique(cols, return_inverse=True)
             a_rows = self._rows_to_host(self.a, urows)
             b_cols = self._rows_to_host(self.b.t(), ucols)  # columns of B as rows of Bᵀ
-        tol = self.spec.tolerance_for(self.shape.k)
-        if self.spec.exact:
-            poisoned = out == INT32_POISON
-            nan_inf = 0
-        else:
-            poison_bits = torch.full((), float("nan"), dtype=out.dtype)
-            int_view = {2: torch.int16, 4: torch.int32}[out.element_size()]
-            poisoned = out.view(int_view) == poison_bits.view(int_view)
-            nan_inf = int((~torch.isfinite(out)).sum())
-        unwritten = int(poisoned.sum())
-        ref = (a_rows[inv_r] * b_cols[inv_c]).sum(dim=1)
-        norm = a_rows.norm(dim=1)[inv_r] * b_cols.norm(dim=1)[inv_c]
-        norm = torch.where(norm > 0, norm, torch.ones_like(norm))
-        out64 = out.to(torch.float64)
-        # poison and NaN/Inf are counted on their own; the error metric covers the rest
-        scored = torch.isfinite(out64) & ~poisoned
-        err = (out64 - ref).abs()
-        err = torch.where(scored, err, torch.zeros_like(err))
-        rel = err / (norm / math.sqrt(self.shape.k))
-        max_rel = float(rel.max()) if samples else 0.0
-        max_cs = float((err / norm).max()) if samples else 0.0
-        reasons = []
-        if unwritten:
-            reasons.append(f"{unwritten} sampled element(s) never written (poison left)")
-        if nan_inf - (unwritten if not self.spec.exact else 0) > 0:
-            reasons.append(f"{nan_inf - unwritten} NaN/Inf output(s)")
-        if max_rel > tol:
-            worst = int(rel.argmax())
-            reasons.append(
-                f"max error {max_rel:.3g} > tolerance {tol:.3g} at "
-                f"({int(rows[worst])}, {int(cols[worst])}): out {float(out64[worst]):.6g}, "
-                f"ref {float(ref[worst]):.6g}"
-            )
-        return CorrectnessResult(
-            valid=not reasons,
-            n_checked=samples,
-            max_rel_err=max_rel,
-            tolerance=tol,
-            nan_inf_count=nan_inf,
-            unwritten_count=unwritten,
-            reason="; ".join(reasons),
-            max_err_cs=max_cs,
-        )
+        return compare_samples(out, a_rows[inv_r], b_cols[inv_c], self.spec, self.shape.k, (rows, cols))
+
+    def _gather_outputs(self, rows: "torch.Tensor", cols: "torch.Tensor") -> "torch.Tensor":
+        return self.c[rows.to(self.device), cols.to(self.device)].cpu()
+
+    def output_values(self, rows: list[int], cols: list[int]) -> list[float] | list[int]:
+        """C[rows[s], cols[s]] as exact Python numbers (ints for int32 outputs; float64 holds every
+        fp16/bf16/fp32 value exactly), for a record's output samples."""
+        import torch
+
+        with self._guard(), self._mode():
+            self.backend.synchronize(self.index)
+            out = self._gather_outputs(torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long))
+        return out.to(torch.int64).tolist() if self.spec.exact else out.to(torch.float64).tolist()
+
+    def freivalds(self, seed: int) -> FreivaldsResult:
+        """Check every element of C (see :mod:`.freivalds`) with random vectors drawn from
+        ``seed``, on the device, FP32 matmul precision forced (TF32 off) whatever the dtype."""
+        with self._guard(), self.backend.device_context(self.index), self.backend.numeric_mode("fp32"):
+            return freivalds_check(self.c, self.a, self.b, self.spec, seed,
+                                   synchronize=lambda: self.backend.synchronize(self.index))
 
     def mode_probe(self, samples: int = 256) -> ModeProbe:
         """Check that the multiply precision is what the dtype says, at this workload's shape and
@@ -723,85 +635,19 @@ class GemmWorkload:
         self.close()
 
 
-def search_best_shape(
-    backend: "Backend",
-    index: int,
-    dtype: str,
-    shapes: list[GemmShape],
-    seed: int,
-    *,
-    batch_ms: float = 50.0,
-    batches: int = 3,
-    passes: int = 2,
-    on_candidate: Callable[[int, int], None] | None = None,
-) -> tuple[GemmShape, list[dict[str, Any]]]:
-    """Try each shape briefly (median of ``batches`` batches of ~``batch_ms``) in ``passes``
-    passes, the second in reverse order: a card that heats up and throttles during the search
-    would otherwise favour whichever shape ran first. A shape's score is the mean of its pass
-    medians. Returns the fastest valid shape and one record per shape ({m, n, k, tflops,
-    tflops_passes} plus "error" where it failed). Shapes that run out of memory are skipped (and
-    not retried); DeviceError if none works. ``on_candidate(done, total)`` runs before the first
-    and after each of the ``passes × len(shapes)`` tries (a skipped one counts as done), for a
-    progress display."""
-    if not shapes:
-        raise ValueError("no candidate shapes to search (not enough free memory?)")
-    records: dict[GemmShape, dict[str, Any]] = {
-        shape: {**shape.as_dict(), "tflops": None, "tflops_passes": []} for shape in shapes
-    }
-    total_tries, done_tries = max(1, passes) * len(shapes), 0
-    if on_candidate is not None:
-        on_candidate(0, total_tries)
-    for p in range(max(1, passes)):
-        for shape in (shapes if p % 2 == 0 else list(reversed(shapes))):
-            done_tries += 1
-            record = records[shape]
-            if "error" in record:
-                if on_candidate is not None:
-                    on_candidate(done_tries, total_tries)
-                continue
-            out_of_memory = False
-            try:
-                with GemmWorkload(backend, index, dtype, shape, seed) as wl:
-                    wl.warmup(iters=2)
-                    iters = wl.calibrate(batch_ms)
-                    run = wl.run_timed(iters, n_batches=batches)
-                    check = wl.check()
-                    record["method"] = run.method
-                    if check.valid:
-                        record["tflops_passes"].append(run.tflops_median)
-                    else:
-                        record["error"] = f"incorrect result: {check.reason}"
-            except OutOfMemory as exc:
-                record["error"] = str(exc)
-                out_of_memory = True
-            if out_of_memory:
-                # only now: inside the except block the traceback still pins the tensors
-                gc.collect()
-                backend.empty_cache(index)
-            if on_candidate is not None:
-                on_candidate(done_tries, total_tries)
-    best: tuple[float, GemmShape] | None = None
-    for shape, record in records.items():
-        if "error" in record or not record["tflops_passes"]:
-            record["tflops_passes"] = record["tflops_passes"] or None
-            continue
-        record["tflops"] = sum(record["tflops_passes"]) / len(record["tflops_passes"])
-        if best is None or record["tflops"] > best[0]:
-            best = (record["tflops"], shape)
-    results = list(records.values())
-    if best is None:
-        raise DeviceError(
-            f"no candidate shape ran for {dtype}: "
-            + "; ".join(f"{r['m']}x{r['n']}x{r['k']}: {r.get('error')}" for r in results)
-        )
-    return best[1], results
+from .search import search_best_shape  # noqa: E402  (re-exported; search imports GemmWorkload lazily)
 
 
 __all__ = [
     "DTYPES",
+    "FULL_SIZES",
+    "INT32_POISON",
+    "QUICK_SIZES",
     "Calibration",
     "CalibrationPolicy",
     "CorrectnessResult",
+    "DegenerateInputs",
+    "FreivaldsResult",
     "GemmShape",
     "GemmWorkload",
     "ModeProbe",
