@@ -157,7 +157,7 @@ def scope_section(records: list[record.RunRecord], w: Words, plot: Plotter, requ
                   Cell(", ".join(map(str, a.get("outliers") or [])) or w("none"), "bad" if a.get("outliers") else ""))
         s.tables.append(t)
     if racks:
-        t = Table([w("model"), w("precision"), w("devices_valid"), w("window"), w("measured"), w("power"), w("measured_eff"),
+        t = Table([w("rack"), w("precision"), w("devices_valid"), w("window"), w("measured"), w("power"), w("measured_eff"),
                    w("uncertainty"), w("assurance"), w("status"), w("grade")], caption=w("per_rack"))
         for a in racks:
             d = str(a.get("dtype"))

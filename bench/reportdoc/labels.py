@@ -48,6 +48,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "none": ("无", "none"),
     "per_node": ("单节点汇总", "Per node"),
     "per_rack": ("单机架汇总", "Per rack"),
+    "rack": ("机架", "Rack"),
     "devices_valid": ("有效/应测设备", "Valid/expected devices"),
     "window": ("测量窗口", "Window"),
     "traces": ("功率曲线（核心阶段）", "Power traces (core phase)"),

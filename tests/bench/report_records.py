@@ -40,7 +40,8 @@ def measurement(host: str, device: int, tflops: float, *, model: str = H100, dty
 
 def write_run(path: Path, measurements: list[dict[str, Any]], aggregates: list[dict[str, Any]] | None = None,
               traces: bool = False) -> Path:
-    w = RecordWriter(path, {"run_id": path.name, "host": {"hostname": "node01", "cpu_count": 64},
+    host = measurements[0]["host"] if measurements else "node01"
+    w = RecordWriter(path, {"run_id": path.name, "host": {"hostname": host, "cpu_count": 64},
                             "aggregates": aggregates or []})
     w.start()
     for m in measurements:
