@@ -13,7 +13,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from . import record
+from . import challenge, record
 from .inventory import hostname, utc_now
 from .plan import RunPlan
 from .stats import Stats
@@ -75,11 +75,14 @@ def build_measurement(
     trace_file: str | None,
     workload: dict[str, Any] | None = None,
     core_window: tuple[float, float] | None = None,
+    trust: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble one measurement object (the format in results/README.md). Pure: no I/O.
 
     ``core_window``: the core phase's edges on this host's ``time.monotonic()`` clock, which a
-    fleet run maps onto rank 0's timeline to line up devices and rack meters."""
+    fleet run maps onto rank 0's timeline to line up devices and rack meters. ``trust``: the
+    ``challenge`` and ``output_samples`` objects (:func:`challenge.measurement_fields`); a
+    Freivalds result travels in ``correctness["freivalds"]`` and must pass for ``valid``."""
     m, n, k = shape
     flops = 2 * m * n * k
     per_batch_flops = flops * timed.iters_per_batch
@@ -89,12 +92,19 @@ def build_measurement(
     core_s = float(window.window_s) if window is not None else float(timed.wall_s)
     tflops_wall = total_flops / timed.wall_s / 1e12 if timed.wall_s > 0 else None
     wall_ratio = (tflops_wall / st.median) if tflops_wall and st.median else None
-    valid = bool(correctness.get("valid")) and bool(mode_probe.get("passed", True))
+    freivalds = correctness.get("freivalds")
+    if isinstance(freivalds, dict):  # its cost, as a fraction of the core phase it follows
+        freivalds = {**freivalds, "fraction_of_core_phase": (freivalds.get("time_s") or 0.0) / core_s if core_s else None}
+        correctness = {**correctness, "freivalds": freivalds}
+    full_ok = freivalds is None or bool(freivalds.get("passed"))
+    valid = bool(correctness.get("valid")) and bool(mode_probe.get("passed", True)) and full_ok
     energy_j = getattr(window, "energy_j", None)
     gflops_per_w = (total_flops / energy_j / 1e9) if energy_j else None
     reasons = []
     if not correctness.get("valid"):
         reasons.append(f"correctness: {correctness.get('reason') or 'failed'}")
+    if not full_ok:
+        reasons.append(f"correctness: {freivalds.get('reason') or 'Freivalds check failed'}")  # type: ignore[union-attr]
     if not mode_probe.get("passed", True):
         reasons.append(f"numeric mode: {mode_probe.get('detail') or 'probe failed'}")
     dtype = dtype_spec["name"]
@@ -151,6 +161,8 @@ def build_measurement(
         "ended_at": ended_at,
         "core_window": ({"t_begin_s": core_window[0], "t_end_s": core_window[1], "clock": "monotonic"}
                         if core_window else None),
+        "challenge": (trust or {}).get("challenge"),
+        "output_samples": (trust or {}).get("output_samples"),
     }
 
 
@@ -253,7 +265,12 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
                 backend, index, dtype, shapes, plan.seed, batch_ms=plan.batch_ms, batches=plan.search_batches,
                 on_candidate=lambda done, total: emit("search", device=index, dtype=dtype, done=done, total=total))
         emit("phase", device=index, dtype=dtype, phase="warmup", total_s=None)
-        wl = gemm.GemmWorkload(backend, index, dtype, best, plan.seed)
+        ch = challenge.from_plan(plan.extra, plan.seed)
+        device_id = challenge.device_identity(info, host, index)
+        shape = (best.m, best.n, best.k)
+        seed = challenge.input_seed(ch, dtype, device_id, shape)
+        # host-generated seeded rows: `bench audit` regenerates exactly these inputs on a CPU
+        wl = gemm.GemmWorkload(backend, index, dtype, best, seed, inputs="host-rows")
         try:
             wl.warmup_for(plan.warmup_ms)
             iters = wl.calibrate(plan.batch_ms)
@@ -283,6 +300,10 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             emit("core_window", device=index, dtype=dtype, t_begin_s=win.t_begin_s, t_end_s=win.t_end_s)
             emit("phase", device=index, dtype=dtype, phase="check", total_s=None)
             corr = _plain(wl.check(samples=plan.check_samples))
+            trust = _after_run_checks(wl, challenge.SampleContext(
+                ch, dtype, device_id, shape,
+                challenge.raw_digest(timed.batch_time_ms, timed.iters_per_batch, window.window_s, window.energy_j)),
+                seed, corr)
             workload = _plain(wl.describe())
         finally:
             wl.close()
@@ -294,8 +315,17 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
         shape=(best.m, best.n, best.k), shape_search=_plain(tried), timed=timed, window=window,
         telemetry=_plain(sampler.telemetry(win)), correctness=corr, mode_probe=probe, numeric_mode=_plain(flags),
         peak=_plain(pk) if pk else None, started_at=started, ended_at=ended, trace_file=trace_file,
-        workload=workload, core_window=(win.t_begin_s, win.t_end_s),
+        workload=workload, core_window=(win.t_begin_s, win.t_end_s), trust=trust,
     )
+
+
+def _after_run_checks(wl: Any, ctx: challenge.SampleContext, seed: int, corr: dict[str, Any]) -> dict[str, Any]:
+    """Outside the timed window: Freivalds over every output element (into ``corr``), and the
+    output samples drawn from the challenge and the raw samples' digest."""
+    corr["freivalds"] = _plain(wl.freivalds(challenge.freivalds_seed(ctx)))
+    rows, cols = challenge.positions(ctx)
+    values = challenge.encode_values(wl.output_values(rows, cols), wl.spec.exact)
+    return challenge.measurement_fields(ctx, seed, rows, cols, values)
 
 
 def summarize(m: dict[str, Any]) -> dict[str, Any]:
