@@ -88,7 +88,7 @@ def run_node(job: FleetJob, plan: RunPlan, run_dir: Path, on_event: Callable[[st
         coord.announce_merged()
         missing = fleet["missing_nodes"]
         code = 1 if missing or fleet["status"] != "complete" or outcome.exit_code else 0
-        if code == 0 and any(not m.get("valid") for m in record.load_run(run_dir).measurements):
+        if code == 0 and any(not m.get("valid") for m in coord.index.measurements.values()):
             code = 1
         return FleetOutcome(outcome, run_dir, fleet["status"], missing, code)
     finally:

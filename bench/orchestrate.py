@@ -284,7 +284,9 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
     with monitor, _sigterm_as_interrupt():
         try:
             barrier = coordination.barrier(BARRIER_TIMEOUT_S) if coordination is not None else None
-            if len(plan.devices) == 1:
+            # in a job, rank 0's process also receives every node's shards: its device is measured
+            # in a worker of its own, away from that work (and its GIL)
+            if len(plan.devices) == 1 and coordination is None:
                 try:
                     measure_device(plan, plan.devices[0], run_dir, lambda kind, **d: handle(kind, d), barrier, 1)
                 except Exception as exc:

@@ -2,8 +2,8 @@
 once, as they arrive — so the merge at the end of a 24,000-node run neither re-reads nor re-hashes
 the run's gigabytes of measurement files.
 
-Batch times are kept as numpy arrays (100,000 devices × ~600 batches as Python floats would take
-~2 GB); everything else of a measurement stays as read.
+Only what the merge reads is kept (:data:`MERGE_KEYS`), batch times as numpy arrays (100,000
+devices × ~600 batches as Python floats would take ~2 GB).
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from . import record
 NODES_DIR = "nodes"
 
 
+#: what the merge reads of a measurement (node and run aggregates, windows, rack figures); the
+#: whole file stays on disk and in the file index, rank 0's memory holds only these
+MERGE_KEYS = ("id", "host", "device", "dtype", "seq", "valid", "status", "grade", "tflops", "flops_total",
+              "flops_per_gemm", "core_phase_s", "core_window", "energy_j", "power_w", "gflops_per_w", "power_scope",
+              "power_method", "samples", "rack_id", "timing_consistent")
+
+
 def _compact(m: dict[str, Any]) -> dict[str, Any]:
+    m = {k: m[k] for k in MERGE_KEYS if k in m}
     samples = m.get("samples")
     if isinstance(samples, dict) and isinstance(samples.get("batch_time_ms"), list):
         try:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["SamplingLevel", "SamplingRules", "load_sampling_rules", "racks_required", "devices_required"]
+__all__ = ["SamplingLevel", "SamplingRules", "load_sampling_rules", "racks_required", "devices_required",
+           "rack_figures_required"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,13 @@ def racks_required(nodes_per_rack: list[int], level: int | None = None, rules: S
     n_racks = len(nodes_per_rack)
     return (min(n_racks, _ceil(lv.fraction * n_racks)) if n_racks else 0,
             min(sum(nodes_per_rack), lv.min_nodes) if lv.fraction < 1 else sum(nodes_per_rack))
+
+
+def rack_figures_required(racks_in_use: int, level: int | None = None, rules: SamplingRules | None = None) -> int:
+    """Racks with a rack figure needed before a per-rack efficiency stands for a site of
+    ``racks_in_use`` racks: ⌈fraction × racks⌉, at least one (the node floor needs the site
+    file's rack sizes, which a sample plan carries)."""
+    if racks_in_use <= 0:
+        return 1
+    lv = (rules or load_sampling_rules()).level(level)
+    return max(1, min(racks_in_use, _ceil(lv.fraction * racks_in_use)))
