@@ -3,7 +3,8 @@
 
 Builds, in memory, 3,000 rack records × 32 FP16 assessment measurements (96,000 devices: 2,000
 racks of H100 SXM, 1,000 of Ascend 910B) plus 4,000 smoke-grade measurements that must be listed
-and ignored — 100,000 device records in all — each rack with a rack-scope power aggregate; then
+and ignored — 100,000 device records in all — each rack a fleet record (4 node shards of 8) with a
+rack-scope power aggregate that `bench verify` cross-checks against its shards; then
 runs :func:`icb_bench.verify.measured.verify` and renders JSON. Prints the elapsed seconds and the
 peak RSS against the goals (≤ 3 s on a 2-core machine, ≤ 1 GiB).
 
@@ -51,7 +52,40 @@ def _measurement(rack: int, dev: int, model: str, peak: float, tflops: float, do
         "power_method": "counter",
         "peak": {"tflops": peak, "source": "datasheet", "kind": "datasheet"},
         "fraction_of_peak": tflops / peak,
+        # what a rack figure is checked against: 12 batches of 10 s over a 120 s core phase
+        "core_window": {"t_begin_s": 1000.0, "t_end_s": 1120.0, "clock": "monotonic"},
+        "samples": {"batch_time_ms": [10_000.0] * 12, "iters_per_batch": 10},
+        "flops_per_gemm": tflops * 1e12 * 120 / 120, "flops_total": tflops * 1e12 * 120,
     }
+
+
+def _fleet(r: int, ms: list[dict[str, Any]], devices: int, trace_dir: Path, trace_sha: str):
+    """Rack ``r`` as `bench run` on its nodes writes it: a fleet record with one shard per node of 8
+    devices and a rack aggregate that agrees with them (what `bench verify` checks)."""
+    from icb_bench.bench.record import RunRecord
+
+    nodes, parts = [], []
+    for k in range(0, devices, 8):
+        node = ms[k]["host"]
+        inv = [{"index": i, "model": ms[k]["device_info"]["model"]} for i in range(8)]
+        parts.append(RunRecord(path=trace_dir / "nodes" / f"R{r:04d}" / node, manifest={
+            "schema": "icb-bench/record/1", "run_id": node, "status": "complete", "inventory": inv,
+            "plan": {"devices": list(range(8))}}, measurements=ms[k:k + 8]))
+        nodes.append({"name": node, "shard": f"nodes/R{r:04d}/{node}", "devices": 8, "rack": f"R{r:04d}"})
+    flops = sum(m["flops_total"] for m in ms)
+    power = devices * 700.0 + 3000.0
+    sid = f"pdu-R{r:04d}-0"
+    agg = {"scope": "rack", "rack_id": f"R{r:04d}", "dtype": "fp16", "nodes": [n["name"] for n in nodes],
+           "devices": devices, "devices_expected": devices, "devices_valid": devices, "t_begin_s": 1000.0,
+           "t_end_s": 1120.0, "window_s": 120.0, "flops": flops, "tflops": flops / 120 / 1e12, "power_w": power,
+           "energy_j": power * 120, "gflops_per_w": flops / (power * 120) / 1e9, "power_scope": "rack",
+           "assurance": "rack-meter", "power_sources": [sid], "power_method": "polled", "status": "ok",
+           "grade": "assessment", "valid": True}
+    manifest = {"schema": "icb-bench/record/1", "kind": "fleet", "run_id": f"run-R{r:04d}", "status": "complete",
+                "nodes": nodes, "aggregates": [agg],
+                "power": [{"source_id": sid, "scope": "rack", "rack": f"R{r:04d}", "trace_file": "power/pdu.csv"}],
+                "files": [{"path": "power/pdu.csv", "sha256": trace_sha}]}
+    return RunRecord(path=trace_dir, manifest=manifest, measurements=ms, parts=parts)
 
 
 def build_site(racks: int = 3000, devices: int = 32, smoke: int = 4000, seed: int = 0):
@@ -59,23 +93,26 @@ def build_site(racks: int = 3000, devices: int = 32, smoke: int = 4000, seed: in
     from icb_bench.bench.record import RunRecord
     from icb_bench.verify.declaration import parse_declaration
 
+    import hashlib
+    import tempfile
+
     rng = random.Random(seed)
     nvidia_racks = racks * 2 // 3
     records = []
+    # one real power trace file, shared by every rack's record (its digest is checked against the file index)
+    trace_dir = Path(tempfile.mkdtemp(prefix="bench-verify-speed-"))
+    (trace_dir / "power").mkdir()
+    (trace_dir / "power" / "pdu.csv").write_text("t_begin_s,t_end_s,power_w\n", encoding="utf-8")
+    trace_sha = hashlib.sha256((trace_dir / "power" / "pdu.csv").read_bytes()).hexdigest()
     for r in range(racks):
         domestic = r >= nvidia_racks
         model, peak, mean = ("Ascend910B3", 313.0, 260.0) if domestic else ("NVIDIA H100 80GB HBM3", 989.0, 720.0)
         ms = [_measurement(r, d, model, peak, rng.gauss(mean, mean * 0.02), domestic, "assessment") for d in range(devices)]
-        total = sum(m["tflops"] for m in ms)
-        power = devices * 700.0 + 3000.0
-        agg = {"scope": "rack", "rack_id": f"R{r:04d}", "dtype": "fp16", "devices": devices, "tflops": total,
-               "power_w": power, "energy_j": power * 120, "gflops_per_w": total * 1000 / power, "power_scope": "rack",
-               "power_method": "polled", "grade": "assessment", "valid": True}
-        manifest = {"schema": "icb-bench/record/1", "run_id": f"run-R{r:04d}", "status": "complete", "aggregates": [agg]}
-        records.append(RunRecord(path=Path(f"mem/R{r:04d}"), manifest=manifest, measurements=ms))
+        records.append(_fleet(r, ms, devices, trace_dir, trace_sha))
     smoke_ms = [_measurement(racks + i // devices, i % devices, "NVIDIA H100 80GB HBM3", 989.0, 100.0, False, "smoke")
                 for i in range(smoke)]
-    records.append(RunRecord(path=Path("mem/smoke"), manifest={"run_id": "run-smoke", "aggregates": []}, measurements=smoke_ms))
+    records.append(RunRecord(path=Path("mem/smoke"), manifest={"run_id": "run-smoke", "status": "complete", "aggregates": []},
+                             measurements=smoke_ms))
 
     import yaml
 

@@ -2,29 +2,42 @@
 
 Records are read only through :mod:`icb_bench.bench.record` (the one module that owns the
 format; it imports no torch, and reads a fleet or site record with its parts, each measurement
-marked with the ``rack_id`` the fleet knew). One pass over every measurement and aggregate
-(linear in their number).
+marked with the ``rack_id`` the fleet knew). Records are visited in the order of their run ids,
+never the order they were named in, so the arguments' order cannot change a verdict.
 
 What counts, and how:
 
+* Only records whose status is ``complete`` or ``failed`` (a run that closed; its failed devices
+  count as zero); ``running``, ``interrupted``, ``missing`` or unknown ones — and fleet nodes in
+  those states — are listed in ``not_counted`` and ignored.
 * Only ``grade: assessment`` measurements and aggregates; the others are listed in ``smoke``.
-* A device measured twice counts once (the later record replaces the earlier).
+* A device measured several times (several records of one device and dtype): every record is
+  listed (``repeats``) and the device counts once with the **median** of its records' figures; it
+  counts as correct only when every one of its records was.
 * A device whose FP16 measurement is not correct (``valid`` not true, a status other than ok,
-  no throughput), whose wall-clock cross-check failed (``timing_consistent: false``), or that
-  died during an assessment-grade run (``failed_devices`` of the manifest) is *sampled with zero
-  throughput* — never dropped, so a site cannot improve its figure by losing bad devices.
+  no throughput), whose wall-clock cross-check failed (``timing_consistent: false``), that is
+  above its datasheet ceiling beyond the plausibility bound, or that died during an
+  assessment-grade run (``failed_devices``) is *sampled with zero throughput* — never dropped.
+* Datasheet peaks come from verify's table only; a record's own ``peak`` is informational.
+* Aggregates are never read as given. Node figures are recomputed from the node's measurements
+  (shown, never scored, and only when every device of the node was measured and correct); rack
+  figures count only from fleet records and only when :func:`.rack_check.check_rack` finds them
+  consistent with the measurements, traces and file index they claim.
 * Each device's rack: its ``rack_id``, else the rack whose fleet aggregate lists its host.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from .operating_point import NodeRun, OperatingPoint, node_run, point_of
+from .rack_check import COUNTED_STATUSES, FleetContext, check_rack, finite, fleet_context
 from .results import ASSURANCE_ORDER, EfficiencyFigure
-from .rules import PeakTable, normalise_model
+from .rules import PeakTable, load_plausibility, normalise_model
 
 __all__ = ["FP16", "DeviceSample", "Collected", "load_records", "collect", "num"]
 
@@ -60,7 +73,8 @@ def load_records(paths: Iterable[str | Path]) -> list[Any]:
 
 @dataclass
 class DeviceSample:
-    """One device's FP16 figure as counted: ``tflops`` is 0.0 for a failed or untrusted device."""
+    """One device's FP16 figure as counted: ``tflops`` is 0.0 for a failed or untrusted device.
+    ``peak`` is the datasheet table's dense FP16 figure for its model (never the record's)."""
 
     tflops: float
     valid: bool
@@ -72,6 +86,7 @@ class DeviceSample:
     raw_model: str
     rack_id: str | None
     label: str  # run/measurement id, for listings
+    ops: list[OperatingPoint] = field(default_factory=list)  # one per record of the device
 
 
 @dataclass
@@ -83,6 +98,8 @@ class Collected:
     lower: dict[str, list[float]] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_counted: list[str] = field(default_factory=list)  # records (or fleet nodes) not closed: ignored
+    repeats: list[str] = field(default_factory=list)  # devices with several records: each listed, median counted
 
 
 def _device_id(run_id: str, host: Any, device: Any, info: dict[str, Any]) -> tuple[Any, ...]:
@@ -96,13 +113,38 @@ def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+_WHY_NOT_COUNTED = {
+    "running": "the run has not finished (or its writer died)",
+    "interrupted": "the run was interrupted",
+    "missing": "the node never delivered its record",
+    "absent": "its shard is not in the record",
+}
+
+
+def _is_rack(agg: dict[str, Any]) -> bool:
+    return agg.get("scope") == "rack" or agg.get("power_scope") == "rack"
+
+
+@dataclass(frozen=True)
+class _Datasheet:
+    entry: Any  # PeakEntry | None
+    fp16: float | None
+    ceiling: float | None
+
+
 class _Collector:
     def __init__(self, peaks: PeakTable):
         self.peaks = peaks
         self.out = Collected()
         self.key_of: dict[str, str] = {}
         self.host_rack: dict[str, str] = {}
-        self.unplaced_peaks: dict[str, list[tuple[Any, ...]]] = {}  # run -> devices without a rack
+        self.by_dev: dict[tuple[Any, ...], list[DeviceSample]] = {}
+        self.sheets: dict[str, _Datasheet] = {}
+        self.op_of: dict[int, OperatingPoint] = {}  # id(measurement) -> its operating point (for its rack)
+        self.digests: dict[tuple[str, str], str] = {}  # (record, file) -> sha256, each file read once
+        bounds = load_plausibility().measured
+        self.over_datasheet = float(bounds["device_over_datasheet_rel"])
+        self.over_best_device = float(bounds["rack_over_best_device_rel"])
 
     def model_key(self, model: str) -> str:
         if model not in self.key_of:
@@ -110,9 +152,69 @@ class _Collector:
             self.key_of[model] = entry.key if entry else normalise_model(model)
         return self.key_of[model]
 
+    def datasheet(self, model: str) -> _Datasheet:
+        """The table's entry for a model name, with its figures as floats (computed once per name)."""
+        got = self.sheets.get(model)
+        if got is None:
+            e = self.peaks.match(model)
+            got = self.sheets[model] = _Datasheet(e, float(e.fp16_tflops) if e else None,
+                                                  float(e.ceiling_tflops) if e else None)
+        return got
+
+    # ---------------------------------------------------------------- records
+
+    def record(self, rec: Any, prefix: str = "") -> None:
+        """One record: counted only when it closed; a site record's runs and a fleet's nodes each on their own."""
+        run_id = prefix + rec.run_id
+        if not prefix:
+            self.out.runs.append(run_id)
+        if rec.kind == "site":  # runs merged by `bench merge`: each counts on its own status
+            for part in rec.parts:
+                self.record(part, prefix=run_id + "/")
+            return
+        status = rec.status
+        if status not in COUNTED_STATUSES:
+            why = _WHY_NOT_COUNTED.get(status, "not a closed run")
+            self.out.not_counted.append(f"{run_id}: status {status!r} ({why}); not counted")
+            return
+        if rec.kind == "fleet":
+            self.fleet(run_id, rec)
+            return
+        self.unit(run_id, rec)
+        for agg in _fp16_aggregates(rec):
+            if _is_rack(agg):
+                self.out.excluded.append(
+                    f"{run_id}/aggregate rack {agg.get('rack_id') or '?'}: in a {rec.kind} record, not a fleet record; "
+                    "not counted (rack figures count only from fleet records, checked against their node shards)")
+
+    def fleet(self, run_id: str, rec: Any) -> None:
+        ctx = fleet_context(rec)
+        aggs = _fp16_aggregates(rec)
+        self.host_racks(aggs)
+        for node in ctx.nodes.values():
+            if node.status not in COUNTED_STATUSES:
+                why = _WHY_NOT_COUNTED.get(node.status, "not a closed run")
+                self.out.not_counted.append(f"{run_id}/{node.name}: status {node.status!r} ({why}); not counted")
+            else:
+                self.unit(run_id, node.part)
+        for agg in aggs:
+            if _is_rack(agg):
+                self.rack(run_id, agg, ctx)
+
+    def unit(self, run_id: str, rec: Any) -> None:
+        """A single-node record (or a fleet's node shard): its measurements, failed devices, node figure."""
+        manifest = rec.manifest if isinstance(rec.manifest, dict) else {}
+        node = node_run(manifest)
+        seen: set[tuple[Any, ...]] = set()
+        for m in rec.measurements:
+            if isinstance(m, dict):
+                self.measurement(run_id, m, seen, node)
+        self.failed_devices(run_id, manifest, seen, node)
+        self.node_figure(rec.measurements, manifest)
+
     # ---------------------------------------------------------------- measurements
 
-    def measurement(self, run_id: str, m: dict[str, Any], seen: set[tuple[Any, ...]]) -> None:
+    def measurement(self, run_id: str, m: dict[str, Any], seen: set[tuple[Any, ...]], node: NodeRun) -> None:
         label = f"{run_id}/{m.get('id', '?')}"
         grade = m.get("grade")
         if grade != "assessment":
@@ -129,41 +231,51 @@ class _Collector:
         rack_id = _key(m.get("rack_id")) or self.host_rack.get(str(m.get("host")))
         eff = num(m.get("gflops_per_w"))
         if trusted and dtype == FP16 and eff is not None and m.get("valid") is True:
-            scope = m.get("power_scope")
-            if scope == "rack":
-                self.out.racks.append(EfficiencyFigure(
-                    "rack", run_id, str(rack_id or m.get("id", "?")), eff, num(m.get("tflops")), num(m.get("power_w")),
-                    assurance="rack-meter", rack_id=rack_id))
-            else:
-                self.out.lower.setdefault(str(scope or "device"), []).append(eff)
+            # one device's efficiency, whatever meter it used: shown with its scope, never a rack figure
+            self.out.lower.setdefault(str(m.get("power_scope") or "device"), []).append(eff)
         if dtype != FP16:
             return
         info = _dict(m.get("device_info"))
-        peak = _dict(m.get("peak"))
+        raw_model = str(info.get("model") or "unknown")
+        sheet = self.datasheet(raw_model)
+        entry = sheet.entry
         tflops = num(m.get("tflops"))
         ok = trusted and m.get("valid") is True and m.get("status", "ok") == "ok" and tflops is not None and tflops >= 0
+        if ok and sheet.ceiling is not None and tflops > sheet.ceiling * (1 + self.over_datasheet):  # type: ignore[operator]
+            ok = False
+            self.out.excluded.append(
+                f"{label}: {tflops:g} TFLOPS is above the datasheet dense FP16 ceiling {sheet.ceiling:g} "
+                f"of {entry.name} by more than {self.over_datasheet:.0%}: not physically possible; counted as a failed device")
+        self._note_record_peak(label, m, sheet)
+        model = self.model_key(raw_model)
         dev = _device_id(run_id, m.get("host"), m.get("device"), info)
+        op = self.op_of[id(m)] = point_of(model, label, m, node)
         self._add(dev, seen, DeviceSample(
             tflops=tflops if ok else 0.0,  # type: ignore[arg-type]
             valid=ok,
-            peak=num(peak.get("tflops")),
-            peak_source=_key(peak.get("source")),
-            peak_kind=_key(peak.get("kind")),
+            peak=sheet.fp16,
+            peak_source=entry.source if entry else None,
+            peak_kind=entry.kind if entry else None,
             domestic=info.get("domestic") if isinstance(info.get("domestic"), bool) else None,
-            model=self.model_key(str(info.get("model") or "unknown")),
-            raw_model=str(info.get("model") or "unknown"),
+            model=model,
+            raw_model=raw_model,
             rack_id=rack_id,
             label=label,
-        ), run_id)
+            ops=[op],
+        ))
 
-    def _add(self, dev: tuple[Any, ...], seen: set[tuple[Any, ...]], s: DeviceSample, run_id: str) -> None:
-        self.out.samples.pop(dev, None)  # re-insert: a later record of a device replaces it
-        self.out.samples[dev] = s
+    def _note_record_peak(self, label: str, m: dict[str, Any], sheet: _Datasheet) -> None:
+        rec_peak = num(_dict(m.get("peak")).get("tflops"))
+        if rec_peak is not None and (sheet.fp16 is None or not math.isclose(rec_peak, sheet.fp16, rel_tol=1e-9)):
+            table = "no entry" if sheet.fp16 is None else f"{sheet.fp16:g} TFLOPS"
+            self.out.notes.append(f"{label}: the record's own peak {rec_peak:g} TFLOPS is informational; "
+                                  f"verify's datasheet table is used ({table})")
+
+    def _add(self, dev: tuple[Any, ...], seen: set[tuple[Any, ...]], s: DeviceSample) -> None:
+        self.by_dev.setdefault(dev, []).append(s)
         seen.add(dev)
-        if s.rack_id is None:
-            self.unplaced_peaks.setdefault(run_id, []).append(dev)
 
-    def failed_devices(self, run_id: str, manifest: dict[str, Any], seen: set[tuple[Any, ...]]) -> None:
+    def failed_devices(self, run_id: str, manifest: dict[str, Any], seen: set[tuple[Any, ...]], node: NodeRun) -> None:
         """Devices that died during an assessment-grade FP16 run: sampled, with zero throughput."""
         failed = _dict(manifest.get("failed_devices"))
         if not failed:
@@ -186,62 +298,110 @@ class _Collector:
             dev = _device_id(run_id, host, d, info)  # JSON keys are strings; _device_id compares them as strings
             if dev in seen:
                 continue  # its FP16 measurement is in this run
+            sheet = self.datasheet(str(info["model"]))
+            entry = sheet.entry
+            label = f"{run_id}/device {d} (failed: {error})"
+            model = self.model_key(str(info["model"]))
             self._add(dev, seen, DeviceSample(
-                tflops=0.0, valid=False, peak=None, peak_source=None, peak_kind=None,
+                tflops=0.0, valid=False, peak=sheet.fp16,
+                peak_source=entry.source if entry else None, peak_kind=entry.kind if entry else None,
                 domestic=info.get("domestic") if isinstance(info.get("domestic"), bool) else None,
-                model=self.model_key(str(info["model"])), raw_model=str(info["model"]),
-                rack_id=self.host_rack.get(str(host)), label=f"{run_id}/device {d} (failed: {error})",
-            ), run_id)
+                model=model, raw_model=str(info["model"]),
+                rack_id=self.host_rack.get(str(host)), label=label,
+                ops=[point_of(model, label, {"device": info.get("index")}, node)],
+            ))
 
-    # ---------------------------------------------------------------- aggregates
+    def finish(self) -> None:
+        """One sample per device: the median of its records (zero unless every record was correct)."""
+        for dev, ss in self.by_dev.items():
+            if len(ss) == 1:
+                self.out.samples[dev] = ss[0]
+                continue
+            ss = sorted(ss, key=lambda x: x.label)
+            valid = all(x.valid for x in ss)
+            med = statistics.median(x.tflops for x in ss)
+            listed = ", ".join(f"{x.label} {x.tflops:g}" + ("" if x.valid else " ✗") for x in ss)
+            self.out.repeats.append(
+                f"{ss[0].raw_model} {dev[-1] if dev[0] == 'uuid' else ':'.join(str(x) for x in dev[1:3])}: "
+                f"{len(ss)} records ({listed}); " + (f"median {med:g} TFLOPS counted" if valid else
+                                                     "one failed correctness: counted as a failed device (zero)"))
+            rack = next((x.rack_id for x in ss if x.rack_id is not None), None)
+            self.out.samples[dev] = replace(ss[0], tflops=med if valid else 0.0, valid=valid, rack_id=rack,
+                                            label=f"{ss[0].label} (+{len(ss) - 1} more)",
+                                            ops=[op for x in ss for op in x.ops])
 
-    def aggregate(self, run_id: str, agg: dict[str, Any]) -> tuple[EfficiencyFigure, int | None] | None:
-        """A rack figure (scored or shown), or None (listed elsewhere, or below rack scope)."""
+    # ---------------------------------------------------------------- aggregates, recomputed
+
+    def node_figure(self, measurements: list[Any], manifest: dict[str, Any]) -> None:
+        """A node's GFLOPS/W from its devices' own measurements (Σ FLOPs ÷ Σ energy), shown only —
+        and only when every device of the node's inventory was measured correctly with energy."""
+        inv = [e for e in manifest.get("inventory") or [] if isinstance(e, dict)]
+        ms = [m for m in measurements if isinstance(m, dict) and m.get("dtype") == FP16]
+        if not inv or len(ms) != len(inv) or len({m.get("device") for m in ms}) != len(inv):
+            return
+        good = all(m.get("grade") == "assessment" and m.get("valid") is True and m.get("status", "ok") == "ok"
+                   and m.get("timing_consistent") is not False for m in ms)
+        flops = [finite(m.get("flops_total")) for m in ms]  # FLOPs exceed num()'s bound on other figures
+        energy = [finite(m.get("energy_j")) for m in ms]
+        if good and all(f is not None for f in flops) and all(e is not None and e > 0 for e in energy):
+            self.out.lower.setdefault("node", []).append(sum(flops) / sum(energy) / 1e9)  # type: ignore[arg-type]
+
+    def rack(self, run_id: str, agg: dict[str, Any], ctx: FleetContext) -> None:
+        """A fleet's rack aggregate: listed (insufficient / missing), ignored (smoke), excluded (not
+        valid, or inconsistent with what the record holds), or a rack figure."""
+        from icb_bench.bench.record import record_file_sha256
+
         rid = _key(agg.get("rack_id"))
-        where = f"{run_id}/aggregate {agg.get('scope', '?')}" + (f" {rid}" if rid else "")
-        power_scope = str(agg.get("power_scope") or agg.get("scope") or "node")
-        is_rack = agg.get("scope") == "rack" or power_scope == "rack"
+        where = f"{run_id}/aggregate rack" + (f" {rid}" if rid else "")
+        power_scope = str(agg.get("power_scope") or agg.get("scope") or "rack")
         status = agg.get("status", "ok")
         assurance = agg.get("assurance") if agg.get("assurance") in ASSURANCE_ORDER else _ASSURANCE_OF_SCOPE.get(power_scope)
         power, tflops = num(agg.get("power_w")), num(agg.get("tflops"))
-        label = str(rid or agg.get("host") or agg.get("scope") or "?")
-        n_dev = agg.get("devices")
-        n_dev = len(n_dev) if isinstance(n_dev, list) else n_dev if isinstance(n_dev, int) else None
-        if is_rack and status in ("insufficient", "missing"):  # listed whatever its grade: a rack without a figure
+        label = str(rid or "?")
+        if status in ("insufficient", "missing"):  # listed whatever its grade: a rack without a figure
             why = agg.get("reason") or ("fewer than 10 readings inside the window" if status == "insufficient" else "power source failed or stale")
-            return EfficiencyFigure("rack", run_id, label, None, tflops, power, assurance=assurance, status=status,
-                                    reason=str(why), rack_id=rid), n_dev
+            self.out.racks.append(EfficiencyFigure("rack", run_id, label, None, tflops, power, assurance=assurance,
+                                                   status=str(status), reason=str(why), rack_id=rid))
+            return
         if agg.get("grade") != "assessment":  # no grade is not assessment grade
             self.out.smoke.append(f"{where} ({agg.get('grade') or 'no grade'})")
-            return None
+            return
         if status != "ok":
             self.out.excluded.append(f"{where}: status {status!r}, expected ok")
-            return None
+            return
         valid = agg.get("valid")
         if valid is not True:
             why = "valid is false" if valid is False else "no `valid` flag" if valid is None else f"valid is {valid!r}, not true"
             self.out.excluded.append(f"{where}: {why}" + (f" ({agg['reason']})" if agg.get("reason") else ""))
-            return None
+            return
+        def sha256_of(root: Path, rel: str) -> str:
+            key = (str(root), rel)
+            if key not in self.digests:
+                self.digests[key] = record_file_sha256(root, rel)
+            return self.digests[key]
+
+        problems = check_rack(agg, ctx, best_device_slack=self.over_best_device, sha256_of=sha256_of)
+        if problems:
+            self.out.excluded.append(f"{where}: not counted, it does not agree with the record: " + "; ".join(problems))
+            return
         eff = num(agg.get("gflops_per_w"))
-        if eff is None and power and tflops is not None:
-            eff = tflops * 1000 / power
-        if eff is None:
-            return None
-        if not is_rack:
-            if power_scope != "device":  # a node's sum of device readings: the device measurements show it
-                self.out.lower.setdefault(power_scope, []).append(eff)
-            return None
         low, high = num(agg.get("gflops_per_w_low")), num(agg.get("gflops_per_w_high"))
         rel = num(agg.get("uncertainty_rel"))
         if (low is None or high is None) and rel is not None and 0 <= rel < 1:
-            low, high = eff * (1 - rel), eff * (1 + rel)
-        if low is None or high is None or not low <= eff <= high:
+            low, high = eff * (1 - rel), eff * (1 + rel)  # type: ignore[operator]
+        if low is None or high is None or not low <= eff <= high:  # type: ignore[operator]
             low = high = None  # filled with the level's meter accuracy by the A1.7 claim
         fig = EfficiencyFigure("rack", run_id, label, eff, tflops, power, low=low, high=high, assurance=assurance,
                                rack_id=rid)
         if assurance is None:
             fig.reason = f"power scope {power_scope!r}: no meter assurance"
-        return fig, n_dev
+        devices = [(m, node) for n in agg["nodes"] for node in [ctx.nodes[n]] for m in node.part.measurements
+                   if isinstance(m, dict) and m.get("dtype") == FP16]
+        peaks = [self.datasheet(str(_dict(m.get("device_info")).get("model") or "")).fp16 for m, _ in devices]
+        if power and all(pk is not None for pk in peaks):
+            fig.nominal_gflops_per_w = sum(peaks) * 1000 / power  # type: ignore[arg-type]
+        fig.ops = [op for m, _ in devices if (op := self.op_of.get(id(m))) is not None]
+        self.out.racks.append(fig)
 
     def host_racks(self, aggs: list[dict[str, Any]]) -> None:
         for a in aggs:
@@ -257,44 +417,11 @@ def _fp16_aggregates(rec: Any) -> list[dict[str, Any]]:
 
 
 def collect(records: Iterable[Any], peaks: PeakTable) -> Collected:
-    """Samples per device, rack figures (with 理论算效 where the rack's devices are all known),
-    lower-scope efficiencies, and what was ignored or excluded, with the reason."""
-    records = list(records)
+    """Samples per device (the median of its records), rack figures that agree with their fleet
+    record (with 理论算效), lower-scope efficiencies, and what was ignored or excluded, with the reason.
+    The result does not depend on the order of ``records``."""
     c = _Collector(peaks)
-    aggs_of = [_fp16_aggregates(r) for r in records]
-    for aggs in aggs_of:
-        c.host_racks(aggs)
-    pending: list[tuple[EfficiencyFigure, int | None, int]] = []
-    for rec, aggs in zip(records, aggs_of):
-        run_id = rec.run_id
-        c.out.runs.append(run_id)
-        seen: set[tuple[Any, ...]] = set()
-        for m in rec.measurements:
-            if isinstance(m, dict):
-                c.measurement(run_id, m, seen)
-        for part in getattr(rec, "parts", None) or [rec]:  # a fleet's nodes each list their own failures
-            if isinstance(part.manifest, dict):
-                c.failed_devices(run_id, part.manifest, seen)
-        n_rack = sum(1 for a in aggs if a.get("scope") == "rack" or a.get("power_scope") == "rack")
-        for agg in aggs:
-            got = c.aggregate(run_id, agg)
-            if got is not None:
-                pending.append((got[0], got[1], n_rack))
-    _nominal_efficiency(c, pending)
+    for rec in sorted(records, key=lambda r: (r.run_id, str(r.path))):
+        c.record(rec)
+    c.finish()
     return c.out
-
-
-def _nominal_efficiency(c: _Collector, pending: list[tuple[EfficiencyFigure, int | None, int]]) -> None:
-    """理论算效 of a rack: Σ datasheet peaks of its devices over its power, where every device is known."""
-    by_rack: dict[str, list[float]] = {}
-    unplaced: dict[str, list[float]] = {}
-    for s in c.out.samples.values():
-        if s.peak is not None and s.rack_id is not None:
-            by_rack.setdefault(s.rack_id, []).append(s.peak)
-    for run_id, devs in c.unplaced_peaks.items():
-        unplaced[run_id] = [s.peak for d in dict.fromkeys(devs) if (s := c.out.samples.get(d)) is not None and s.rack_id is None and s.peak is not None]
-    for fig, n_dev, n_rack in pending:
-        peaks = by_rack.get(fig.rack_id) if fig.rack_id in by_rack else (unplaced.get(fig.run_id) if n_rack == 1 else None)
-        if fig.power_w and peaks and (n_dev is None or n_dev == len(peaks)):
-            fig.nominal_gflops_per_w = sum(peaks) * 1000 / fig.power_w
-        c.out.racks.append(fig)

@@ -33,12 +33,8 @@ class Fp16Rule:
     rules: SamplingRules
 
 
-def _datasheet(it: ResolvedItem, samples: Sequence[DeviceSample]) -> tuple[float | None, str | None, str | None]:
-    """The peak the records carry (median over devices), else the inventory's datasheet entry."""
-    peaks_seen = sorted(s.peak for s in samples if s.peak is not None)
-    if peaks_seen:
-        src = next(s for s in samples if s.peak is not None)
-        return quantile(peaks_seen, 0.5), src.peak_source, src.peak_kind
+def _datasheet(it: ResolvedItem) -> tuple[float | None, str | None, str | None]:
+    """The inventory model's entry in verify's datasheet table; a record's own ``peak`` never counts."""
     if it.datasheet is not None:
         return float(it.datasheet.fp16_tflops), it.datasheet.source, it.datasheet.kind
     return None, None, None
@@ -46,14 +42,14 @@ def _datasheet(it: ResolvedItem, samples: Sequence[DeviceSample]) -> tuple[float
 
 def model_figure(it: ResolvedItem, samples: Sequence[DeviceSample], rule: Fp16Rule) -> ModelFigure:
     """Statistics of one inventory line's sampled devices, its extrapolation, whether it is credited."""
-    ds, ds_src, ds_kind = _datasheet(it, samples)
+    ds, ds_src, ds_kind = _datasheet(it)
     domestic = it.domestic
     if it.domestic_source == "assumed":
         flags = {s.domestic for s in samples if s.domestic is not None}
         if len(flags) == 1:
             domestic = flags.pop()
-    ceilings = [c for c in (it.datasheet.ceiling_tflops if it.datasheet else None, exact(ds)) if c is not None]
-    above = it.declared_tflops is not None and bool(ceilings) and it.declared_tflops > max(ceilings)
+    ceiling = it.datasheet.ceiling_tflops if it.datasheet else None
+    above = it.declared_tflops is not None and ceiling is not None and it.declared_tflops > ceiling
     mf = ModelFigure(
         model=it.model, key=it.key, count=it.count, declared_tflops=it.declared_tflops,
         datasheet_tflops=ds, datasheet_source=ds_src, datasheet_kind=ds_kind, domestic=domestic,

@@ -32,6 +32,7 @@ from .efficiency import RackClaimInput, rack_claim
 from .extrapolate import median_ci, quantile
 from .fp16 import Fp16Rule, model_figure, nominal_gaps, nominal_pflops_exact, site_figures
 from .inventory import resolve_inventory
+from .operating_point import mismatches
 from .plan_check import apply_plan, fp16_blockers, plan_notes, rack_blockers
 from .results import *  # noqa: F403  (the result types are this facade's public API)
 from .results import ModelFigure, ScopeSummary, Verification
@@ -120,8 +121,11 @@ def verify(
     notes = list(got.notes) + plan_notes(plan)
     notes += [f"{n} measured device(s) of model {m!r} match no declared inventory line; not counted" for m, n in unmatched.items()]
 
+    # ---- one operating point for what feeds A2.7 and A1.7
+    operating = mismatches([op for s in samples.values() for op in s.ops] + [op for r in racks if r.scored for op in r.ops])
+
     # ---- A2.7 site FP16 figures
-    blockers = fp16_blockers(plan)
+    blockers = fp16_blockers(plan) + operating
     site = site_figures(decl.technical.fp16_peak, models, lv, blockers)
     any_sampled = any(mf.sampled for mf in models)
     overrides: dict[str, Override] = {}
@@ -165,7 +169,7 @@ def verify(
 
     # ---- A1.7 per-rack efficiency
     rc, override = rack_claim(RackClaimInput(racks, lower, _indicator(rules, "A1.7"), decl.industrial_value.rack_efficiency,
-                                             sampling.level(lv).meter_accuracy, rack_blockers(plan)), tol)
+                                             sampling.level(lv).meter_accuracy, rack_blockers(plan) + operating), tol)
     claims.append(rc)
     if override is not None:
         overrides["industrial_value.rack_efficiency"] = override
@@ -174,7 +178,8 @@ def verify(
     return Verification(
         scorecard=card, claims=claims, models=models, site=site, basis=basis, tolerance=tol, min_efficiency=min_eff,
         domestic_share=share, racks=racks, lower_scopes=lower, smoke=got.smoke, excluded=got.excluded,
-        unmatched=unmatched, notes=notes, runs=got.runs, level=lv, plan=plan,
+        unmatched=unmatched, notes=notes, runs=got.runs, level=lv, plan=plan, not_counted=got.not_counted,
+        repeats=got.repeats, operating_point=operating,
     )
 
 

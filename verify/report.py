@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
-import math
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from typing import Any
@@ -108,6 +106,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "domestic": ("国产", "domestic"),
     "section": ("分项", "Section"),
     "check": ("认定条件", "Condition"),
+    "verdict": ("核验结论", "Verdict"),
+    "not_measured": ("未实测", "not measured"),
+    "not_verified": ("未核实", "not verified"),
+    "inconclusive_ids": ("无法判定", "inconclusive"),
+    "not_counted": ("未计入（运行未结束或中断）", "Not counted (runs not closed)"),
+    "repeats": ("同一设备多次测量（取中位数）", "Devices measured several times (median counted)"),
     CONFIRMED: ("已确认", "CONFIRMED"),
     "NOT CONFIRMED": ("未确认", "NOT CONFIRMED"),
     INCONCLUSIVE: ("无法判定", "INCONCLUSIVE"),
@@ -258,6 +262,12 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
     out["tolerance"] = _num(v.tolerance)
     out["min_efficiency"] = _num(v.min_efficiency)
     out["all_confirmed"] = v.all_confirmed
+    out["verdict"] = v.verdict
+    out["certification"] = {"status": v.certification, "inconclusive": v.unverified,
+                            "text": _certification_text(v, "en"), "scorecard_certified": v.scorecard.certified}
+    out["certified"] = v.certification == "yes"  # on measured figures only; the scorecard's own: certification
+    if v.certification != "yes":
+        out["certified_name"], out["review_dates"] = None, []
     out["level"] = v.level
     out["sample_plan"] = None if v.plan is None else dataclasses.asdict(v.plan)
     out["claims"] = [
@@ -362,22 +372,25 @@ def to_dict(result: Scorecard | Verification) -> dict[str, Any]:
     out["unmatched_models"] = dict(v.unmatched)
     out["notes"] = list(v.notes)
     out["runs"] = list(v.runs)
+    out["not_counted"] = list(v.not_counted)
+    out["repeats"] = list(v.repeats)
+    out["operating_point"] = list(v.operating_point)
     return out
 
 
-def _finite(obj: Any) -> Any:
-    """Non-finite floats (an overflowing product of absurd inputs) become null: JSON has no NaN."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
+def _certification_text(v: Verification, lang: str) -> str:
+    """The certification line of a verification: yes / no, or which measured indicators are inconclusive."""
+    if v.certification == "not verified":
+        if lang == "zh":
+            return f"未核实 not verified：{'、'.join(v.unverified)} 无法判定 inconclusive"
+        return f"not verified: {', '.join(v.unverified)} inconclusive"
+    return L("yes" if v.certification == "yes" else "no", lang)
 
 
 def to_json(result: Scorecard | Verification) -> str:
-    return json.dumps(_finite(to_dict(result)), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    from icb_bench.bench.record import strict_json_dumps  # non-finite floats (absurd inputs overflowing) as null
+
+    return strict_json_dumps(to_dict(result), ensure_ascii=False, indent=2) + "\n"
 
 
 # ----------------------------------------------------------------------------------- JUnit
@@ -405,13 +418,22 @@ def to_junit(result: Scorecard | Verification) -> str:
     suite.set("failures", str(failures))
     if isinstance(result, Verification):
         cs = ET.SubElement(suites, "testsuite", name="claims")
+        vt = ET.SubElement(cs, "testcase", classname="claims", name="verdict")
         fails = 0
+        if result.verdict != CONFIRMED:
+            fails += 1
+            ET.SubElement(vt, "failure", message=f"{result.verdict}: " + "; ".join(
+                f"{c.id} {c.status}" for c in result.claims if c.status != CONFIRMED) or result.verdict, type=result.verdict)
+        ct = ET.SubElement(cs, "testcase", classname="claims", name="certified on measured figures")
+        if result.certification != "yes":
+            fails += 1
+            ET.SubElement(ct, "failure", message=_certification_text(result, "en"), type=result.certification)
         for c in result.claims:
             tc = ET.SubElement(cs, "testcase", classname="claims", name=f"{c.id} {c.en}")
             if c.status != CONFIRMED:
                 fails += 1
                 ET.SubElement(tc, "failure", message=f"{c.status}: {c.reason}", type=c.status)
-        cs.set("tests", str(len(result.claims)))
+        cs.set("tests", str(len(result.claims) + 2))
         cs.set("failures", str(fails))
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -443,7 +465,7 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.1f}%"
 
 
-def _scorecard_tables(card: Scorecard, lang: str) -> list[Any]:
+def _scorecard_tables(card: Scorecard, lang: str, verified: Verification | None = None) -> list[Any]:
     rules = card.rules
     tier = rules.tiers[card.tier] if rules else None
     title = f"{L('title_score', lang)} — {card.base_name} · {tier.zh + ' ' if tier and lang == 'zh' else ''}{card.tier} · {card.spec}"
@@ -471,9 +493,13 @@ def _scorecard_tables(card: Scorecard, lang: str) -> list[Any]:
         s.add_row(L("blocking", lang), ", ".join(card.blocking) or "—", "—", _yes(not card.blocking, lang))
     else:
         s.add_row(L("blocking", lang), ", ".join(card.blocking) or "—", "(--no-mandatory-block)", Text("—"))
-    s.add_row(Text(L("certified", lang), style="bold"), "", "", _yes(card.certified, lang))
+    if verified is None:
+        s.add_row(Text(L("certified", lang), style="bold"), "", "", _yes(card.certified, lang))
+    else:  # bench verify: certified only on measured figures
+        style = {"yes": "green", "no": "red"}.get(verified.certification, "yellow")
+        s.add_row(Text(L("certified", lang), style="bold"), "", "", Text(_certification_text(verified, lang), style=style))
     out: list[Any] = [t, s]
-    if card.certified_name:
+    if card.certified_name and (verified is None or verified.certification == "yes"):
         out.append(Text(f"{L('name', lang)}: {card.certified_name}"))
         out.append(Text(f"{L('reviews', lang)}: " + ", ".join(d.isoformat() for d in card.review_dates)))
     for w in card.warnings:
@@ -548,16 +574,27 @@ def _rack_table(v: Verification, lang: str) -> Table:
     return e
 
 
+def _verdict_line(v: Verification, lang: str) -> Text:
+    style = {CONFIRMED: "bold green", "NOT CONFIRMED": "bold red"}.get(v.verdict, "bold yellow")
+    open_claims = ", ".join(f"{c.id} {L(c.status, lang)}" for c in v.claims if c.status != CONFIRMED)
+    return Text(f"{L('verdict', lang)}: {L(v.verdict, lang)}" + (f" ({open_claims})" if open_claims else "")
+                + f" · {L('certified', lang)}: {_certification_text(v, lang)}", style=style)
+
+
 def _verification_tables(v: Verification, lang: str) -> list[Any]:
-    out: list[Any] = _model_table(v, lang)
+    out: list[Any] = [_verdict_line(v, lang), *_model_table(v, lang)]
     s = Table(box=box.SIMPLE)
     s.add_column(L("site_fp16", lang))
     s.add_column("PFLOPS (FP16)")
     s.add_column(L("scored", lang))
     s.add_row(L("declared", lang), _pf(float(v.site.declared) if v.site.declared is not None else None), "")
-    s.add_row(L("nominal", lang), _pf(v.site.nominal), "◀" if v.basis == "nominal" else "")
-    meas = _pf(v.site.measured) + "  " + _range(v.site.measured_low, v.site.measured_high, 2)
-    s.add_row(L("measured", lang), meas, "◀" if v.basis == "measured" else "")
+    if any(mf.sampled for mf in v.models):
+        s.add_row(L("nominal", lang), _pf(v.site.nominal), "◀" if v.basis == "nominal" else "")
+        meas = _pf(v.site.measured) + "  " + _range(v.site.measured_low, v.site.measured_high, 2)
+        s.add_row(L("measured", lang), meas, "◀" if v.basis == "measured" else "")
+    else:  # nothing measured: no figure, and the declared one is what the scorecard holds
+        s.add_row(L("nominal", lang), L("not_measured", lang), "")
+        s.add_row(L("measured", lang), L("not_measured", lang), "")
     s.add_row(L("attainment", lang), _pct(v.site.attainment), "")
     out.append(s)
     if v.plan is not None:
@@ -573,9 +610,9 @@ def _verification_tables(v: Verification, lang: str) -> list[Any]:
         unit = units.CANONICAL.get(cl.unit, "")
         prec = f" ({cl.precision.upper()})" if cl.precision and cl.unit != "share" else ""
 
-        def show(x: Any) -> str:
+        def show(x: Any, missing: str = "—") -> str:
             if x is None:
-                return "—"
+                return missing
             if cl.unit == "share":
                 return _pct(float(x))
             return f"{units.fmt_number(x, 2)} {unit}{prec}"
@@ -584,8 +621,8 @@ def _verification_tables(v: Verification, lang: str) -> list[Any]:
         c.add_row(
             f"{cl.id} " + _name(cl.zh, cl.en, lang),
             show(cl.declared),
-            show(cl.figure),
-            show(cl.low),
+            show(cl.figure, L("not_measured", lang)),
+            show(cl.low, L("not_measured", lang)),
             show(cl.required),
             _src(cl.source, lang),
             Text(L(cl.status, lang), style=style),
@@ -600,6 +637,10 @@ def _verification_tables(v: Verification, lang: str) -> list[Any]:
     if v.excluded:
         shown = "; ".join(v.excluded[:10]) + (f" … (+{len(v.excluded) - 10})" if len(v.excluded) > 10 else "")
         out.append(Text(f"{L('excluded', lang)}: {shown}", style="yellow"))
+    for key, items in (("not_counted", v.not_counted), ("repeats", v.repeats)):
+        if items:
+            shown = "; ".join(items[:10]) + (f" … (+{len(items) - 10})" if len(items) > 10 else "")
+            out.append(Text(f"{L(key, lang)}: {shown}", style="yellow"))
     for n in v.notes:
         out.append(Text(f"! {n}", style="yellow"))
     return out
@@ -614,7 +655,7 @@ def to_table(result: Scorecard | Verification, lang: str = "zh", width: int = 16
         card = result.scorecard
     else:
         card = result
-    for r in _scorecard_tables(card, lang):
+    for r in _scorecard_tables(card, lang, result if isinstance(result, Verification) else None):
         console.print(r)
     return console.file.getvalue()  # type: ignore[attr-defined]
 

@@ -136,6 +136,7 @@ class EfficiencyFigure:
     status: str = "ok"  # ok | insufficient | missing
     reason: str | None = None  # why it is not scored, or how its uncertainty was taken
     rack_id: str | None = None
+    ops: list = field(default_factory=list, repr=False)  # operating points of its devices (operating_point.py)
 
     @property
     def scored(self) -> bool:
@@ -212,7 +213,35 @@ class Verification:
     runs: list[str] = field(default_factory=list)
     level: int = 1
     plan: PlanCheck | None = None
+    not_counted: list[str] = field(default_factory=list)  # records not closed (running, interrupted …): listed, ignored
+    repeats: list[str] = field(default_factory=list)  # devices with several records: each listed, the median counted
+    operating_point: list[str] = field(default_factory=list)  # why the claims' records are not one operating point
 
     @property
     def all_confirmed(self) -> bool:
         return bool(self.claims) and all(c.status == CONFIRMED for c in self.claims)
+
+    @property
+    def verdict(self) -> str:
+        """One overall verdict: NOT CONFIRMED when a claim is refuted, else INCONCLUSIVE when one
+        (or all: no claim) cannot be decided, else CONFIRMED."""
+        statuses = {c.status for c in self.claims}
+        if NOT_CONFIRMED in statuses:
+            return NOT_CONFIRMED
+        return CONFIRMED if statuses == {CONFIRMED} else INCONCLUSIVE
+
+    @property
+    def unverified(self) -> list[str]:
+        """Indicators the measurement decides (those with a ``claim`` in the rules) whose claim is
+        INCONCLUSIVE: the scorecard holds their declared figure, so it cannot certify."""
+        rules = self.scorecard.rules
+        measured = {i.id for i in rules.indicators if i.claim} if rules is not None else {c.id for c in self.claims}
+        return sorted(c.id for c in self.claims if c.status == INCONCLUSIVE and c.id in measured)
+
+    @property
+    def certification(self) -> str:
+        """``yes`` only on measured figures; ``not verified`` when the scorecard certifies but a
+        measured indicator is inconclusive; ``no`` when the scorecard does not certify."""
+        if not self.scorecard.certified:
+            return "no"
+        return "not verified" if self.unverified else "yes"

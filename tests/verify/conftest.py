@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import yaml
@@ -21,6 +22,17 @@ EXAMPLE_COPY = _HERE / "data" / "declaration.example.yaml"
 def example_dict() -> dict[str, Any]:
     """The example declaration as parsed YAML (a fresh deep copy each call)."""
     return copy.deepcopy(_EXAMPLE_DATA)
+
+
+#: racks in use for tests whose few rack figures must be enough (level 1: ⌈20/10⌉ = 2 rack figures)
+FEW_RACKS = 20
+
+
+def few_racks_dict() -> dict[str, Any]:
+    """The example declaration with 20 racks in use, so that two or three rack figures meet the rack rule."""
+    data = example_dict()
+    data["technical"]["racks_in_use"] = FEW_RACKS
+    return data
 
 
 _EXAMPLE_DATA = yaml.safe_load(EXAMPLE_COPY.read_text(encoding="utf-8"))
@@ -99,12 +111,87 @@ def write_run(
     measurements: list[dict[str, Any]],
     aggregates: list[dict[str, Any]] | None = None,
     run_id: str | None = None,
+    status: str = "complete",
+    **manifest: Any,
 ) -> Path:
-    """A complete record directory written through the record module."""
-    w = RecordWriter(path, {"run_id": run_id or path.name, "host": {"hostname": "node01"}, "aggregates": aggregates or []})
+    """A record directory written through the record module (closed with ``status``)."""
+    w = RecordWriter(path, {"run_id": run_id or path.name, "host": {"hostname": "node01"}, "aggregates": aggregates or [],
+                            **manifest})
     w.start()
     for m in measurements:
         write_measurement(path, m)
+    if status != "running":
+        w.finish(status)
+    return path
+
+
+PHASE_S, T0_S, BATCHES, ITERS = 120.0, 1000.0, 12, 10
+
+
+def fleet_measurement(host: str, device: int, model: str = "NVIDIA H100 80GB HBM3", tflops: float = 700.0,
+                      **kw: Any) -> dict[str, Any]:
+    """A measurement with what a rack figure is checked against: batch times, FLOPs, its core window."""
+    total = tflops * 1e12 * PHASE_S
+    return measurement(host, device, model, tflops, core_phase_s=PHASE_S,
+                       core_window={"t_begin_s": T0_S, "t_end_s": T0_S + PHASE_S, "clock": "monotonic"},
+                       samples={"batch_time_ms": [PHASE_S * 1000 / BATCHES] * BATCHES, "iters_per_batch": ITERS},
+                       flops_per_gemm=total / (ITERS * BATCHES), flops_total=total, **kw)
+
+
+@dataclass
+class RackSpec:
+    """One rack of a synthetic fleet record: ``nodes`` nodes of ``devices`` devices each."""
+
+    gflops_per_w: float | None
+    devices: int = 2
+    nodes: int = 1
+    model: str = "NVIDIA H100 80GB HBM3"
+    tflops: Callable[[int], float] = lambda i: 700.0 + i  # by device number within the rack
+    measurement: dict[str, Any] = field(default_factory=dict)  # extra measurement fields
+    agg: dict[str, Any] = field(default_factory=dict)  # rack_aggregate() keywords
+    override: dict[str, Any] = field(default_factory=dict)  # aggregate keys set last (to break a check)
+
+
+def _rack_node_names(rack: str, spec: RackSpec) -> list[str]:
+    return [f"n-{rack}"] if spec.nodes == 1 else [f"n-{rack}-{k}" for k in range(spec.nodes)]
+
+
+def write_fleet(path: Path, racks: dict[str, RackSpec], *, rack_in_manifest: bool = True, run_id: str = "fleet",
+                node_status: dict[str, str] | None = None) -> Path:
+    """A fleet record whose rack aggregates agree with its node shards, traces and file index
+    (what `bench verify` checks), as `bench run` on several nodes writes it."""
+    nodes, power, aggs = [], [], []
+    w = RecordWriter(path, {"run_id": run_id, "kind": "fleet", "nodes": [], "aggregates": []})
+    w.start()
+    for rack, spec in racks.items():
+        names = _rack_node_names(rack, spec)
+        flops = 0.0
+        for k, node in enumerate(names):
+            ms = [fleet_measurement(node, i, spec.model, spec.tflops(k * spec.devices + i), **spec.measurement)
+                  for i in range(spec.devices)]
+            flops += sum(m["flops_total"] for m in ms)
+            inv = [{"index": i, "model": spec.model} for i in range(spec.devices)]
+            write_run(path / "nodes" / node, ms, run_id=node, status=(node_status or {}).get(node, "complete"),
+                      inventory=inv, plan={"devices": list(range(spec.devices))})
+            nodes.append({"name": node, "shard": f"nodes/{node}", "devices": spec.devices, "clock": {"offset_s": 0.0},
+                          **({"rack": rack} if rack_in_manifest else {})})
+        agg = rack_aggregate(rack, spec.gflops_per_w, devices=spec.devices * spec.nodes, nodes=names, **spec.agg)
+        scope = agg["power_scope"]
+        sources = [f"pdu-{rack}-0"] if scope != "node" else [f"bmc-{n}" for n in names]
+        for sid in sources:
+            trace = f"power/{sid}.csv"
+            (path / "power").mkdir(exist_ok=True)
+            (path / trace).write_text("t_begin_s,t_end_s,power_w\n1000,1000,40000\n", encoding="utf-8")
+            power.append({"source_id": sid, "scope": "node" if scope == "node" else "rack", "rack": rack,
+                          "node": sid[4:] if scope == "node" else None, "kind": "redfish", "trace_file": trace})
+        agg.update(t_begin_s=T0_S, t_end_s=T0_S + PHASE_S, window_s=PHASE_S, flops=flops, tflops=flops / PHASE_S / 1e12,
+                   power_sources=sources)
+        if spec.gflops_per_w is not None:
+            energy = flops / 1e9 / spec.gflops_per_w
+            agg.update(energy_j=energy, power_w=energy / PHASE_S)
+        agg.update(spec.override)
+        aggs.append(agg)
+    w.update(nodes=nodes, power=power, aggregates=aggs)
     w.finish("complete")
     return path
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from icb_bench.verify.cli import register
 
-from .conftest import EXAMPLE_COPY, example_dict, rack_aggregate, site_measurements, write_decl, write_run
+from .conftest import ASCEND, EXAMPLE_COPY, N_ASCEND, N_H100, RackSpec, example_dict, few_racks_dict, write_decl, write_fleet
 
 runner = CliRunner()
 
@@ -104,9 +104,14 @@ def test_missing_file_exit_2(app):
 
 
 def _records(tmp_path, h100=701.0, ascend=261.0, **extra):
-    """Enough devices for the level-1 rule (30 H100, 260 Ascend), in racks R1 (H100) and R2 (Ascend)."""
-    ms = [{**m, "rack_id": "R1" if m["host"] == "g" else "R2"} for m in site_measurements(h100, ascend, **extra)]
-    return write_run(tmp_path / "runs" / "r1", ms, [rack_aggregate("R1", 130.0), rack_aggregate("R2", 131.0)])
+    """Enough devices for the level-1 rule (30 H100, 260 Ascend) in a fleet record of racks R1 (H100)
+    and R2 (Ascend); returns the declaration (20 racks in use, so two rack figures meet the rack rule)."""
+    write_fleet(tmp_path / "runs" / "r1", {
+        "R1": RackSpec(130.0, devices=N_H100, tflops=lambda i: h100 + (i % 3) - 1, measurement=extra),
+        "R2": RackSpec(131.0, devices=N_ASCEND, model=ASCEND, tflops=lambda i: ascend + (i % 3) - 1,
+                       measurement=dict(peak=313.0, domestic=True, vendor="Huawei", **extra)),
+    })
+    return write_decl(tmp_path, few_racks_dict())
 
 
 def _plan(tmp_path, racks, level=1):
@@ -120,8 +125,8 @@ def _plan(tmp_path, racks, level=1):
 
 
 def test_verify_all_confirmed_exit_0_json(app, tmp_path):
-    _records(tmp_path)
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--format", "json")
+    decl = _records(tmp_path)
+    r = _run(app, "verify", decl, tmp_path / "runs", "--format", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert {c["id"]: c["status"] for c in doc["claims"]} == {"A2.7": "CONFIRMED", "A2.14": "CONFIRMED", "A1.7": "CONFIRMED"}
@@ -131,19 +136,20 @@ def test_verify_all_confirmed_exit_0_json(app, tmp_path):
 
 
 def test_verify_table_vocabulary(app, tmp_path):
-    _records(tmp_path)
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs")
+    decl = _records(tmp_path)
+    r = _run(app, "verify", decl, tmp_path / "runs")
     for word in ("标称算力", "实测算力", "算力达成率", "理论算效", "实测算效", "FP16", "已确认"):
         assert word in r.output, word
 
 
 def test_verify_measured_basis_not_confirmed_exit_1(app, tmp_path):
-    _records(tmp_path)
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--basis", "measured", "--format", "junit")
+    decl = _records(tmp_path)
+    r = _run(app, "verify", decl, tmp_path / "runs", "--basis", "measured", "--format", "junit")
     assert r.exit_code == 1
     root = ET.fromstring(r.stdout.split("?>", 1)[1])
     claims = next(s for s in root.iter("testsuite") if s.get("name") == "claims")
-    assert claims.get("failures") == "1"
+    failed = {tc.get("name").split(" ")[0] for tc in claims.iter("testcase") if tc.find("failure") is not None}
+    assert claims.get("failures") == "3" and failed == {"A2.7", "verdict", "certified"}  # the claim, the verdict, certification
 
 
 def test_verify_bad_results_exit_2(app, tmp_path):
@@ -153,14 +159,14 @@ def test_verify_bad_results_exit_2(app, tmp_path):
 
 @pytest.mark.parametrize("opt", [["--tolerance", "1.5"], ["--basis", "declared"], ["--min-efficiency", "-1"]])
 def test_verify_bad_options_exit_2(app, tmp_path, opt):
-    _records(tmp_path)
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", *opt)
+    decl = _records(tmp_path)
+    r = _run(app, "verify", decl, tmp_path / "runs", *opt)
     assert r.exit_code == 2
 
 
 def test_verify_level_option(app, tmp_path):
-    _records(tmp_path)
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--level", "3", "--format", "json")
+    decl = _records(tmp_path)
+    r = _run(app, "verify", decl, tmp_path / "runs", "--level", "3", "--format", "json")
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     h = next(m for m in doc["fp16"]["models"] if m["key"] == "h100-sxm")
@@ -170,12 +176,12 @@ def test_verify_level_option(app, tmp_path):
 
 
 def test_verify_sample_plan_option(app, tmp_path):
-    _records(tmp_path)
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2"]), "--format", "json")
+    decl = _records(tmp_path)
+    r = _run(app, "verify", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2"]), "--format", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["sample_plan"]["racks"] == ["R1", "R2"] and doc["sample_plan"]["not_measured"] == []
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2", "R9"]),
+    r = _run(app, "verify", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2", "R9"]),
              "--format", "junit", "--lang", "en")
     assert r.exit_code == 1 and "drawn rack(s) not measured: R9" in r.stdout
 
@@ -187,11 +193,11 @@ def test_verify_sample_plan_option(app, tmp_path):
     (["--sample-plan", "/nonexistent/plan.json"], ["--sample-plan", "unreadable sample plan"]),
 ])
 def test_verify_bad_plan_or_level_exit_2(app, tmp_path, args, words):
-    _records(tmp_path)
+    decl = _records(tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"schema": "other", "racks": ["R1"]}), encoding="utf-8")
     subst = {"PLAN_BAD": bad, "PLAN_L2": _plan(tmp_path, ["R1", "R2"], level=2)}
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "runs", *[subst.get(a, a) for a in args])
+    r = _run(app, "verify", decl, tmp_path / "runs", *[subst.get(a, a) for a in args])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert all(w in r.output for w in words), r.output
 

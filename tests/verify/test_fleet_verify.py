@@ -11,29 +11,24 @@ from icb_bench.verify.declaration import parse_declaration
 from icb_bench.verify.measured import CONFIRMED, INCONCLUSIVE, LevelError, load_records, verify
 from icb_bench.verify.sample_plan import SamplePlanError, load_sample_plan, plan_digest
 
-from .conftest import H100, example_dict, measurement, rack_aggregate, write_run
+from .conftest import FEW_RACKS, H100, RackSpec, example_dict, measurement, write_fleet, write_run
 
 
-def _decl(h100_count=40, rack_efficiency="120 GFLOPS/W"):
+def _decl(h100_count=40, rack_efficiency="120 GFLOPS/W", racks_in_use=FEW_RACKS):
     data = example_dict()
     data["inventory"] = [{"model": "NVIDIA H100 SXM5 80GB", "count": h100_count, "fp16_tflops": 989}]
     data["technical"]["fp16_peak"] = f"{h100_count * 989 / 1000} PFLOPS"
     data["technical"].pop("domestic_compute_share", None)
     data["industrial_value"]["rack_efficiency"] = rack_efficiency
+    data["technical"]["racks_in_use"] = racks_in_use
     return parse_declaration(data)
 
 
 def _fleet(tmp_path, racks: dict[str, float], devices_per_node=2, rack_in_manifest=True, **agg_kw):
     """A fleet record: one node per rack under nodes/, one rack aggregate per rack in the fleet manifest
     (``rack_in_manifest=False``: the node entries do not name their rack; the aggregates' node lists do)."""
-    run = tmp_path / "fleet"
-    aggs = [rack_aggregate(r, eff, devices=devices_per_node, nodes=[f"n-{r}"], **agg_kw) for r, eff in racks.items()]
-    nodes = [{"name": f"n-{r}", "shard": f"nodes/n-{r}", **({"rack": r} if rack_in_manifest else {})} for r in racks]
-    w = RecordWriter(run, {"run_id": "fleet", "kind": "fleet", "nodes": nodes, "aggregates": aggs})
-    w.start()
-    for r in racks:
-        write_run(run / "nodes" / f"n-{r}", [measurement(f"n-{r}", i, H100, 700.0 + i) for i in range(devices_per_node)])
-    w.finish("complete")
+    specs = {r: RackSpec(eff, devices=devices_per_node, agg=agg_kw) for r, eff in racks.items()}
+    write_fleet(tmp_path / "fleet", specs, rack_in_manifest=rack_in_manifest)
     return load_records([tmp_path])
 
 
@@ -148,16 +143,16 @@ def test_unreadable_sample_plan(tmp_path):
 # ------------------------------------------------------------------------------ A1.7 rack figures
 
 
-def _racks_run(tmp_path, aggs):
-    write_run(tmp_path / "r", [measurement("g", i, H100, 700.0) for i in range(4)], aggs)
-    return load_records([tmp_path / "r"])
+def _racks_run(tmp_path, specs: dict[str, RackSpec]):
+    write_fleet(tmp_path / "fleet", specs)
+    return load_records([tmp_path / "fleet"])
 
 
 def test_insufficient_and_missing_racks_are_listed_never_scored(tmp_path):
-    aggs = [rack_aggregate("R1", 130.0), rack_aggregate("R2", 128.0),
-            rack_aggregate("R3", None, status="insufficient", reason="4 readings inside the window"),
-            rack_aggregate("R4", 300.0, status="missing", reason="pdu:R04/0 stale for 30 s")]
-    v = verify(_decl(), _racks_run(tmp_path, aggs))
+    specs = {"R1": RackSpec(130.0), "R2": RackSpec(128.0),
+             "R3": RackSpec(None, agg=dict(status="insufficient", reason="4 readings inside the window")),
+             "R4": RackSpec(300.0, agg=dict(status="missing", reason="pdu:R04/0 stale for 30 s"))}
+    v = verify(_decl(), _racks_run(tmp_path, specs))
     shown = {r.rack_id: r for r in v.racks}
     assert not shown["R3"].scored and not shown["R4"].scored and shown["R1"].scored
     c = _claim(v, "A1.7")
@@ -166,8 +161,8 @@ def test_insufficient_and_missing_racks_are_listed_never_scored(tmp_path):
 
 
 def test_device_counters_are_shown_not_confirmed(tmp_path):
-    aggs = [rack_aggregate(f"R{i}", 200.0, power_scope="device", assurance="device-counters") for i in range(3)]
-    v = verify(_decl(), _racks_run(tmp_path, aggs))
+    specs = {f"R{i}": RackSpec(200.0, agg=dict(power_scope="device", assurance="device-counters")) for i in range(3)}
+    v = verify(_decl(), _racks_run(tmp_path, specs))
     c = _claim(v, "A1.7")
     assert c.status == INCONCLUSIVE and c.figure is None and "summed device counters" in c.reason
     assert len(v.racks) == 3 and not any(r.scored for r in v.racks)
@@ -175,23 +170,23 @@ def test_device_counters_are_shown_not_confirmed(tmp_path):
 
 
 def test_node_meters_can_confirm(tmp_path):
-    aggs = [rack_aggregate(f"R{i}", 130.0, power_scope="node", assurance="node-meters") for i in range(3)]
-    c = _claim(verify(_decl(), _racks_run(tmp_path, aggs)), "A1.7")
+    specs = {f"R{i}": RackSpec(130.0, agg=dict(power_scope="node", assurance="node-meters")) for i in range(3)}
+    c = _claim(verify(_decl(), _racks_run(tmp_path, specs)), "A1.7")
     assert c.status == CONFIRMED and "node-meters 3" in c.reason
 
 
 @pytest.mark.parametrize("rel, status", [(0.10, INCONCLUSIVE), (0.01, CONFIRMED)])
 def test_each_racks_uncertainty_bounds_the_median(tmp_path, rel, status):
-    aggs = [rack_aggregate(f"R{i}", e, uncertainty_rel=rel) for i, e in enumerate((120.0, 121.0, 122.0))]
-    c = _claim(verify(_decl(), _racks_run(tmp_path, aggs)), "A1.7")  # needs 114
+    specs = {f"R{i}": RackSpec(e, agg=dict(uncertainty_rel=rel)) for i, e in enumerate((120.0, 121.0, 122.0))}
+    c = _claim(verify(_decl(), _racks_run(tmp_path, specs)), "A1.7")  # needs 114
     assert c.figure == pytest.approx(121.0) and c.low == pytest.approx(121.0 * (1 - rel))
     assert c.status == status
 
 
 def test_no_stated_uncertainty_takes_the_levels_meter_accuracy(tmp_path):
-    aggs = [rack_aggregate(f"R{i}", 118.0, uncertainty_rel=None) for i in range(3)]
-    recs = _racks_run(tmp_path, aggs)
+    specs = {f"R{i}": RackSpec(118.0, agg=dict(uncertainty_rel=None)) for i in range(3)}
+    recs = _racks_run(tmp_path, specs)
     v1 = verify(_decl(), recs)  # level 1: ±5 % -> 118 / 1.05 = 112.4 < 114
     assert _claim(v1, "A1.7").status == INCONCLUSIVE and "meter accuracy ±5% assumed" in v1.racks[0].reason
-    v3 = verify(_decl(), recs, level=3)  # level 3: ±1 % -> 116.8
+    v3 = verify(_decl(racks_in_use=3), recs, level=3)  # level 3 (every rack in use measured): ±1 % -> 116.8
     assert _claim(v3, "A1.7").status == CONFIRMED

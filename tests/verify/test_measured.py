@@ -10,14 +10,19 @@ import pytest
 from icb_bench.verify.declaration import parse_declaration
 from icb_bench.verify.measured import CONFIRMED, INCONCLUSIVE, NOT_CONFIRMED, load_records, median_ci, verify
 
-from .conftest import ASCEND, H100, N_ASCEND, N_H100, example_dict, measurement, rack_aggregate, site_measurements, write_run
+from .conftest import (ASCEND, H100, N_ASCEND, N_H100, RackSpec, example_dict, few_racks_dict, measurement, rack_aggregate, site_measurements,
+                       write_fleet, write_run)
 
 RACKS = (130.0, 125.0, 128.0)
 
 
 def _site(tmp_path, h100=700.0, ascend=260.0, racks=RACKS, **kw):
-    aggs = [rack_aggregate(f"R{k}", e) for k, e in enumerate(racks)]
-    write_run(tmp_path / "run1", site_measurements(h100, ascend, **kw), aggs)
+    """The H100s in a fleet record of len(racks) whole racks (with those GFLOPS/W), the Ascends in a node run."""
+    per = N_H100 // len(racks)
+    specs = {f"R{k}": RackSpec(e, devices=per, tflops=lambda i, k=k: h100 + ((k * per + i) % 3), measurement=kw)
+             for k, e in enumerate(racks)}
+    write_fleet(tmp_path / "fleet", specs)
+    write_run(tmp_path / "run1", site_measurements(h100, ascend, n_h100=0, **kw))
     return load_records([tmp_path])
 
 
@@ -36,7 +41,7 @@ def _model(v, key):
 
 
 def test_all_claims_confirmed(site):
-    decl = parse_declaration(example_dict())
+    decl = parse_declaration(few_racks_dict())
     v = verify(decl, site)
     assert {c.id: c.status for c in v.claims} == {"A2.7": CONFIRMED, "A2.14": CONFIRMED, "A1.7": CONFIRMED}
     assert v.all_confirmed
@@ -58,7 +63,7 @@ def test_all_claims_confirmed(site):
 
 
 def test_measured_basis_scores_the_measured_figure(site):
-    decl = parse_declaration(example_dict())
+    decl = parse_declaration(few_racks_dict())
     v = verify(decl, site, basis="measured")
     a27 = v.scorecard.indicator("A2.7")
     assert a27.source == "measured" and float(a27.value) == pytest.approx(v.site.measured)
@@ -80,7 +85,7 @@ def test_tolerance_boundary(tmp_path):
 
 
 def test_devices_below_min_efficiency_are_not_credited(tmp_path):
-    decl = parse_declaration(example_dict())
+    decl = parse_declaration(few_racks_dict())
     records = _site(tmp_path, ascend=140.0)  # 140/313 = 45 % < 50 %
     v = verify(decl, records)
     ascend = _model(v, "ascend-910b")
@@ -189,7 +194,7 @@ def test_interval_comes_from_device_spread_not_batch_iqr(tmp_path):
 
 
 def test_level_sets_the_rule(site):
-    decl = parse_declaration(example_dict())
+    decl = parse_declaration(few_racks_dict())
     v = verify(decl, site, level=3)
     h = _model(v, "h100-sxm")
     assert h.required == 300 and not h.credited and "30 of 300" in h.reason and "level 3" in h.reason
@@ -201,7 +206,7 @@ def test_an_incorrect_device_withdraws_its_model(tmp_path):
     ms = site_measurements()
     ms[4] = measurement("g", 4, H100, 700.0, valid=False)
     write_run(tmp_path / "r", ms)
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     h = _model(v, "h100-sxm")
     assert h.invalid == 1 and not h.credited and "correctness" in h.reason
     assert h.median_tflops == pytest.approx(701.0)  # the median of the correct devices
@@ -211,7 +216,7 @@ def test_an_incorrect_device_withdraws_its_model(tmp_path):
 def test_smoke_measurements_are_listed_and_ignored(tmp_path):
     ms = [measurement("g", i, H100, 100.0, grade="smoke") for i in range(4)]
     write_run(tmp_path / "r", ms)
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert len(v.smoke) == 4 and all("smoke" in s for s in v.smoke)
     assert all(mf.sampled == 0 for mf in v.models)
     assert _claim(v, "A2.7").status == INCONCLUSIVE
@@ -220,7 +225,7 @@ def test_smoke_measurements_are_listed_and_ignored(tmp_path):
 
 def test_unmeasured_model_makes_the_peak_inconclusive(tmp_path):
     write_run(tmp_path / "r", site_measurements(n_ascend=0))
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     c = _claim(v, "A2.7")
     assert c.status == INCONCLUSIVE and "0 of 2600 Huawei Ascend 910B measured; the rule asks for 260" in c.reason
     assert not v.site.complete
@@ -230,7 +235,7 @@ def test_unmeasured_model_makes_the_peak_inconclusive(tmp_path):
 def test_unmatched_models_are_reported(tmp_path):
     ms = [measurement("x", i, "NVIDIA L40S", 300.0, peak=362.0) for i in range(2)]
     write_run(tmp_path / "r", ms)
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert v.unmatched == {"NVIDIA L40S": 2}
     assert any("L40S" in n for n in v.notes)
 
@@ -253,47 +258,81 @@ def test_domestic_share_recomputed_from_inventory(site):
 
 
 def test_lower_scopes_are_shown_never_scored_as_rack(tmp_path):
+    """Node figures are recomputed from a whole node's measurements (the manifest's node aggregate is
+    not read) and shown with device figures; neither is scored as a rack figure."""
     ms = [measurement("g", i, H100, 700.0, power_scope="device") for i in range(4)]
-    ms += [measurement("a", i, ASCEND, 260.0, peak=313.0, domestic=True) for i in range(4)]
-    write_run(tmp_path / "r", ms, [rack_aggregate("N1", 500.0, scope="node")])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    ms += [measurement("a", 4 + i, ASCEND, 260.0, peak=313.0, domestic=True) for i in range(4)]
+    for m in ms:
+        m["flops_total"] = m["tflops"] * 1e12 * 120
+    inv = [{"index": i, "model": H100} for i in range(8)]
+    write_run(tmp_path / "r", ms, [rack_aggregate("N1", 500.0, scope="node")], inventory=inv)
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     c = _claim(v, "A1.7")
     assert c.status == INCONCLUSIVE and "node-scope" in c.reason and "device-scope" in c.reason
     assert v.racks == [] and {s.scope for s in v.lower_scopes} == {"node", "device"}
+    node = next(s for s in v.lower_scopes if s.scope == "node")
+    assert node.n == 1 and node.median == pytest.approx((4 * 700 + 4 * 260) * 1000 / (8 * 650))  # not the manifest's 500
     assert v.scorecard.indicator("A1.7").source == "declared"
 
 
+def test_a_partial_node_has_no_node_figure(tmp_path):
+    """Node aggregates are valid only when every device of the node was measured: 1 of 8 is no node figure."""
+    m = measurement("g", 0, H100, 700.0)
+    m["flops_total"] = 700e12 * 120
+    write_run(tmp_path / "r", [m], inventory=[{"index": i, "model": H100} for i in range(8)])
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
+    assert {s.scope for s in v.lower_scopes} == {"device"}
+
+
 def test_rack_efficiency_median_and_nominal_efficiency(tmp_path):
-    ms = [measurement("g", i, H100, 700.0) for i in range(32)]
-    write_run(tmp_path / "rack7", ms, [rack_aggregate("R7", 90.0, devices=32)])
-    ms = [measurement("a", i, ASCEND, 260.0, peak=313.0, domestic=True) for i in range(32)]
-    write_run(tmp_path / "rack8", ms, [rack_aggregate("R8", 110.0, devices=32)])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    write_fleet(tmp_path / "fleet", {
+        "R7": RackSpec(90.0, devices=32, tflops=lambda i: 700.0),
+        "R8": RackSpec(110.0, devices=32, model=ASCEND, tflops=lambda i: 260.0,
+                       measurement=dict(peak=313.0, domestic=True, vendor="Huawei")),
+    })
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert sorted(r.gflops_per_w for r in v.racks) == [90.0, 110.0]
     assert float(v.scorecard.indicator("A1.7").value) == pytest.approx(100.0)
     r7 = next(r for r in v.racks if r.label == "R7")
-    assert r7.nominal_gflops_per_w == pytest.approx(32 * 989 * 1000 / 40000)  # 理论算效
+    assert r7.nominal_gflops_per_w == pytest.approx(32 * 989 * 1000 / r7.power_w)  # 理论算效, from verify's table
     # declared 120, median 100, upper bound 101 < 114 -> not confirmed
     assert _claim(v, "A1.7").status == NOT_CONFIRMED
 
 
 def test_smoke_rack_aggregates_are_ignored(tmp_path):
-    write_run(tmp_path / "r", [measurement("g", 0, H100, 700.0)], [rack_aggregate("R1", 200.0, grade="smoke")])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    write_fleet(tmp_path / "fleet", {"R1": RackSpec(200.0, agg=dict(grade="smoke"))})
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert v.racks == [] and any("aggregate" in s for s in v.smoke)
 
 
-def test_a_device_measured_twice_counts_once(tmp_path):
+def test_a_device_measured_twice_counts_once_with_the_median(tmp_path):
+    """"A later record of a device replaces it": the arguments' order chose the run. Now every record
+    is listed and the device counts once, with the median, whatever the order."""
     write_run(tmp_path / "r1", [measurement("g", 0, H100, 600.0)])
     write_run(tmp_path / "r2", [measurement("g", 0, H100, 700.0)])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path / "r1", tmp_path / "r2"]))
+    write_run(tmp_path / "r3", [measurement("g", 0, H100, 650.0)])
+    decl = parse_declaration(few_racks_dict())
+    paths = [tmp_path / "r1", tmp_path / "r2", tmp_path / "r3"]
+    v = verify(decl, load_records(paths))
     h = _model(v, "h100-sxm")
-    assert h.sampled == 1 and h.median_tflops == 700.0  # the later record replaces the earlier
+    assert h.sampled == 1 and h.median_tflops == 650.0
+    assert len(v.repeats) == 1 and all(f"r{k}/g-d0-fp16 {t}" in v.repeats[0] for k, t in ((1, 600), (2, 700), (3, 650)))
+    assert "median 650 TFLOPS counted" in v.repeats[0]
+    for order in (paths[::-1], [paths[1], paths[0], paths[2]]):
+        assert _model(verify(decl, load_records(order)), "h100-sxm").median_tflops == 650.0
+
+
+def test_a_device_that_failed_once_counts_as_failed(tmp_path):
+    write_run(tmp_path / "r1", [measurement("g", 0, H100, 700.0)])
+    write_run(tmp_path / "r2", [measurement("g", 0, H100, 700.0, valid=False)])
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
+    h = _model(v, "h100-sxm")
+    assert (h.sampled, h.invalid, h.mean_tflops) == (1, 1, 0.0) and "counted as a failed device" in v.repeats[0]
 
 
 def test_other_dtypes_do_not_count_for_fp16(tmp_path):
     write_run(tmp_path / "r", [measurement("g", 0, H100, 60.0, dtype="fp32", peak=67.0)])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert all(mf.sampled == 0 for mf in v.models)
 
 
@@ -307,7 +346,7 @@ def test_median_ci():
 def test_bad_arguments():
     from icb_bench.verify.measured import LevelError
 
-    decl = parse_declaration(example_dict())
+    decl = parse_declaration(few_racks_dict())
     with pytest.raises(ValueError):
         verify(decl, [], basis="declared")
     with pytest.raises(ValueError):
@@ -321,10 +360,8 @@ def test_bad_arguments():
 
 def test_ungraded_rack_aggregate_is_not_assessment_grade(tmp_path):
     """An aggregate with no `grade` is not assessment-grade: A1.7 stays unconfirmed and unscored."""
-    ms = [measurement("g", i, H100, 700.0, grade="smoke") for i in range(4)]
-    agg = {"scope": "rack", "dtype": "fp16", "power_scope": "rack", "gflops_per_w": 280, "tflops": 1400, "power_w": 5000}
-    write_run(tmp_path / "r", ms, [agg])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    write_fleet(tmp_path / "fleet", {"R1": RackSpec(280.0, measurement=dict(grade="smoke"), override={"grade": None})})
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     c = _claim(v, "A1.7")
     assert v.racks == [] and c.status == INCONCLUSIVE and c.figure is None
     assert v.scorecard.indicator("A1.7").source == "declared"
@@ -333,13 +370,8 @@ def test_ungraded_rack_aggregate_is_not_assessment_grade(tmp_path):
 
 @pytest.mark.parametrize("valid, why", [(None, "no `valid` flag"), (False, "valid is false"), ("yes", "not true")])
 def test_rack_aggregate_must_be_marked_valid(tmp_path, valid, why):
-    agg = rack_aggregate("R1", 280.0)
-    if valid is None:
-        del agg["valid"]
-    else:
-        agg["valid"] = valid
-    write_run(tmp_path / "r", [measurement("g", 0, H100, 700.0)], [agg])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    write_fleet(tmp_path / "fleet", {"R1": RackSpec(280.0, override={"valid": valid})})
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert v.racks == [] and _claim(v, "A1.7").status == INCONCLUSIVE
     assert v.scorecard.indicator("A1.7").source == "declared"
     assert any("aggregate" in s and why in s for s in v.excluded)
@@ -352,7 +384,7 @@ def test_measurements_need_the_assessment_grade_and_a_valid_flag(tmp_path):
     rack = measurement("g", 2, H100, 700.0, power_scope="rack", rack_id="R1")
     del rack["valid"]
     write_run(tmp_path / "r", ms + [rack])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert len(v.smoke) == 2 and any("no grade" in s for s in v.smoke)
     assert v.racks == [] and _claim(v, "A1.7").status == INCONCLUSIVE
 
@@ -365,7 +397,7 @@ def test_timing_inconsistent_measurements_count_as_failed_devices(tmp_path):
     ms += [measurement("a", i, ASCEND, 300.0, peak=313.0, domestic=True, timing_consistent=False, wall_vs_events=1.2)
            for i in range(2)]
     write_run(tmp_path / "r", ms)
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]), basis="measured")
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]), basis="measured")
     h, a = _model(v, "h100-sxm"), _model(v, "ascend-910b")
     assert (h.sampled, h.invalid) == (8, 4) and h.median_tflops == 700.0 and h.mean_tflops == pytest.approx(350.0)
     assert (a.sampled, a.invalid) == (2, 2) and a.mean_tflops == 0.0
@@ -379,7 +411,7 @@ def test_excluded_measurements_are_reported(tmp_path):
     from icb_bench.verify.report import to_json, to_table
 
     write_run(tmp_path / "r", [measurement("g", 0, H100, 700.0, timing_consistent=False, wall_vs_events=0.5)])
-    v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
+    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     doc = json.loads(to_json(v))
     assert len(doc["excluded"]) == 1 and "wall_vs_events=0.5" in doc["excluded"][0]
     assert "wall_vs_events=0.5" in to_table(v, lang="en")

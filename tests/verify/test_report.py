@@ -50,14 +50,16 @@ def _under_sampled(tmp_path):
     """One H100 (of 300) and 30 Ascend (of 2600) measured, three racks of which one insufficient."""
     from icb_bench.verify.measured import load_records, verify
 
-    from .conftest import ASCEND, H100, measurement, rack_aggregate, write_run
+    from .conftest import ASCEND, RackSpec, few_racks_dict, write_fleet
 
-    ms = [measurement("g", 0, H100, 980.0)]
-    ms += [measurement("a", i, ASCEND, 260.0 + i, peak=313.0, domestic=True, valid=i != 0) for i in range(30)]
-    aggs = [rack_aggregate("R1", 130.0), rack_aggregate("R2", 128.0),
-            rack_aggregate("R3", None, status="insufficient", reason="4 readings inside the window")]
-    write_run(tmp_path / "r", ms, aggs)
-    return verify(parse_declaration(example_dict()), load_records([tmp_path]), basis="measured")
+    ascend = dict(model=ASCEND, measurement=dict(peak=313.0, domestic=True, vendor="Huawei"))
+    write_fleet(tmp_path / "r", {
+        "R1": RackSpec(130.0, devices=1, tflops=lambda i: 980.0),
+        "R2": RackSpec(128.0, devices=29, tflops=lambda i: 261.0 + i, **ascend),
+        "R3": RackSpec(None, devices=1, tflops=lambda i: 260.0, agg=dict(status="insufficient", reason="4 readings inside the window"),
+                       override=dict(valid=False), model=ASCEND, measurement=dict(peak=313.0, domestic=True, valid=False)),
+    })
+    return verify(parse_declaration(few_racks_dict()), load_records([tmp_path]), basis="measured")
 
 
 def test_verify_json_shows_the_sample_against_the_rule(tmp_path):
