@@ -341,6 +341,8 @@ class Coordinator:
             if self._store.check(f"done/{n.name}"):
                 n.done = self._store.get_json(f"done/{n.name}")
                 continue
+            if n.rank == 0:  # this very process: alive while it asks, however starved its heartbeat
+                continue
             hb = self._store.get(f"hb/{n.name}") if self._store.check(f"hb/{n.name}") else None
             if hb != n.last_hb:
                 n.last_hb, n.last_hb_change_s = hb, now
