@@ -112,7 +112,9 @@ def run(
     dtypes: Optional[str] = typer.Option(None, "--dtypes", help="fp16,bf16,fp32,tf32,fp8,int8 or 'all' (default: fp16,fp32)"),
     quick: bool = typer.Option(False, "--quick", help="smoke profile: short phases; results graded 'smoke'"),
     duration: Optional[float] = typer.Option(None, "--duration", help=f"core phase per dtype in seconds (default {MIN_ASSESSMENT_S:g}; below {MIN_ASSESSMENT_S:g} the result is graded 'smoke')"),
-    seed: int = typer.Option(0, "--seed", help="seed of the random inputs (recorded)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="fixed seed of the random inputs instead of a challenge nonce (recorded; default: a nonce is drawn)"),
+    challenge: Optional[str] = typer.Option(None, "--challenge", help="the assessor's nonce (16-64 bytes as hex): every input derives from it (default: drawn and recorded)"),
+    sign: Optional[Path] = typer.Option(None, "--sign", help="Ed25519 key from `bench keygen`: sign the finished record (signature.json)"),
     out: Optional[Path] = typer.Option(None, "--out", help="record directory (default results/<run-id>)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     shape: Optional[str] = typer.Option(None, "--shape", help="fixed MxNxK, skipping the shape search"),
@@ -139,7 +141,7 @@ def run(
     try:
         if duration is not None and not (math.isfinite(duration) and duration > 0):
             raise UsageError(f"--duration: {duration:g} is not a positive, finite number of seconds")
-        if not 0 <= seed <= MAX_SEED:
+        if seed is not None and not 0 <= seed <= MAX_SEED:
             raise UsageError(f"--seed: {seed} is out of range; expected 0 to {MAX_SEED}")
         if not 0 < outlier_tolerance < 1:
             raise UsageError(f"--outlier-tolerance: {outlier_tolerance:g} is not in (0, 1); expected e.g. 0.10")
@@ -165,6 +167,12 @@ def run(
             os.environ["ICB_BENCH_NODE_NAME"] = node_name
         wanted = parse_dtypes(dtypes)
         fixed = parse_shape(shape)
+        from . import cli_trust
+
+        try:
+            trust_extra, sign_key = cli_trust.run_challenge(challenge, seed), cli_trust.load_sign_key(sign)
+        except cli_trust.TrustUsageError as exc:
+            raise UsageError(str(exc)) from exc
         run_dir = out or Path("results") / new_run_id()
         if run_dir.exists() and not run_dir.is_dir():
             raise UsageError(f"--out: {run_dir} exists and is not a directory")
@@ -195,7 +203,8 @@ def run(
                 scope_readers.append(scope_reader(node_power, "node"))
             except PowerError as exc:
                 raise UsageError(f"--node-power: {exc}") from exc
-        plan = RunPlan.build(name, dev, wanted, quick=quick, duration_s=duration, seed=seed, shape=fixed,
+        plan = RunPlan.build(name, dev, wanted, quick=quick, duration_s=duration, seed=seed or 0, shape=fixed,
+                             extra=trust_extra,
                              outlier_tolerance=outlier_tolerance, sample_hz=sample_hz)
     except UsageError as exc:
         raise fail(str(exc))
@@ -205,13 +214,17 @@ def run(
         fargs = cli_fleet.FleetArgs(node_name, site, fleet_timeout, node_timeout)
         try:
             with display:
-                shown_dir, code, _root = cli_fleet.run_fleet(launch, plan, out, fargs, display.on_event, scope_readers)
+                shown_dir, code, is_root = cli_fleet.run_fleet(launch, plan, out, fargs, display.on_event, scope_readers)
         except cli_fleet.FleetUsageError as exc:
             raise fail(str(exc))
     else:
         with display:
             code = execute(plan, run_dir, display.on_event, scope_readers=scope_readers).exit_code
-        shown_dir = run_dir
+        shown_dir, is_root = run_dir, True
+    sign_error = cli_trust.sign_run(shown_dir, sign_key) if is_root else None  # rank 0 signs the whole run
+    if sign_error:
+        err.print(f"[bold red]error:[/] {escape(sign_error)}", highlight=False, soft_wrap=True)
+        code = 2
     payload = run_payload(record.load_run(shown_dir))
     payload["exit_code"] = code
     if json_out:
@@ -270,7 +283,16 @@ def show(
         rec = record.load_run(run_dir)
     except record.RecordError as exc:
         raise fail(str(exc))
-    payload = run_payload(rec)
+    from .cli_trust import integrity_problem
+
+    tampered = integrity_problem(run_dir)  # digests and signature: an edited record is refused
+    if tampered:
+        raise fail(tampered)
+    _print_payload(run_payload(rec), json_out)
+
+
+def _print_payload(payload: dict[str, Any], json_out: bool) -> None:
+    """A record's payload as strict JSON (--json) or as the Rich tables."""
     if json_out:
         sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -296,13 +318,7 @@ def merge(
         rec = record.load_run(out)
     except (cli_fleet.FleetUsageError, record.RecordError) as exc:
         raise fail(str(exc))
-    payload = run_payload(rec)
-    if json_out:
-        sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    else:
-        from .report import print_run
-
-        print_run(payload)
+    _print_payload(run_payload(rec), json_out)
 
 
 @app.command()
@@ -322,13 +338,7 @@ def racks(
         rec = record.load_run(run_dir)
     except (cli_fleet.FleetUsageError, record.RecordError) as exc:
         raise fail(str(exc))
-    payload = run_payload(rec)
-    if json_out:
-        sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    else:
-        from .report import print_run
-
-        print_run(payload)
+    _print_payload(run_payload(rec), json_out)
 
 
 def _register_subcommands() -> None:
@@ -342,6 +352,8 @@ def _register_subcommands() -> None:
 
 _register_subcommands()
 from .cli_sample import register as _reg_sample; _reg_sample(app)  # noqa: E402,E702
+from .cli_report import register as _reg_report; _reg_report(app)  # noqa: E402,E702
+from .cli_trust import register as _reg_trust; _reg_trust(app)  # noqa: E402,E702
 
 
 def main() -> None:

@@ -140,6 +140,9 @@ def recompute_racks(run_dir: Path, site_path: Path) -> dict[str, Any]:
     except record.RecordError as exc:
         raise FleetUsageError(f"RUN: {exc}") from exc
     man = dict(rec.manifest)
+    if (Path(run_dir) / record.SIGNATURE).exists():
+        raise FleetUsageError(f"RUN: {run_dir} is signed; new rack figures would break its signature — run "
+                              "`bench racks` on the record before it is signed (bench run without --sign, then `bench keygen`/sign)")
     if rec.kind != "fleet":
         raise FleetUsageError(f"RUN: {run_dir} is a {rec.kind} record; rack figures need a multi-node (fleet) record")
     site = _load_site(site_path)
