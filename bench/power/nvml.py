@@ -18,13 +18,18 @@ from typing import Any, Callable
 from .base import PowerError, PowerReader, PowerSample
 from .library import SharedLibrary
 
-#: throttle (clock event) reasons that make a window untrustworthy: power or thermal limits
+#: clock event reasons that mean the device was throttled: thermal and hardware slowdowns (an
+#: external power brake is a hardware slowdown). Sitting at the power cap is not among them.
 THROTTLE_FLAGGED: dict[int, str] = {
-    0x4: "SwPowerCap",
     0x8: "HwSlowdown",
     0x20: "SwThermal",
     0x40: "HwThermal",
     0x80: "HwPowerBrake",
+}
+#: reasons that describe the operating point, not throttling: a sustained GEMM normally runs at
+#: its power limit (recorded as ``at_power_limit``)
+THROTTLE_OPERATING_POINT: dict[int, str] = {
+    0x4: "SwPowerCap",
 }
 #: reasons that are reported but do not flag a window
 THROTTLE_IGNORED: dict[int, str] = {
@@ -273,16 +278,43 @@ class NvmlReader(PowerReader):
         )
 
     def decode_throttle(self, reasons: int | None) -> list[str]:
+        """Thermal and hardware slowdowns only (see :data:`THROTTLE_FLAGGED`)."""
         if not reasons:
             return []
         return [name for bit, name in THROTTLE_FLAGGED.items() if reasons & bit]
+
+    def decode_operating_point(self, reasons: int | None) -> list[str]:
+        """Reasons that say the device sits at its power limit (``SwPowerCap``)."""
+        if not reasons:
+            return []
+        return [name for bit, name in THROTTLE_OPERATING_POINT.items() if reasons & bit]
+
+    def power_limits(self) -> dict[str, float | None]:
+        """The power limit in force, the one set by management, its default and its allowed range
+        (W; None where NVML cannot answer)."""
+        nv = self._require_open()
+        h = self._handle
+
+        def watts(fn: Callable[[], Any]) -> float | None:
+            mw = self._opt(fn)
+            return float(mw) / 1000.0 if mw is not None else None
+
+        constraints = self._opt(lambda: nv.nvmlDeviceGetPowerManagementLimitConstraints(h))
+        lo, hi = (constraints if isinstance(constraints, (list, tuple)) and len(constraints) == 2 else (None, None))
+        return {
+            "limit_w": watts(lambda: nv.nvmlDeviceGetEnforcedPowerLimit(h)),
+            "management_limit_w": watts(lambda: nv.nvmlDeviceGetPowerManagementLimit(h)),
+            "default_w": watts(lambda: nv.nvmlDeviceGetPowerManagementDefaultLimit(h)),
+            "min_w": float(lo) / 1000.0 if lo is not None else None,
+            "max_w": float(hi) / 1000.0 if hi is not None else None,
+        }
 
     @staticmethod
     def decode_all(reasons: int | None) -> list[str]:
         """All named reasons in a bitmask, flagged or not (for display)."""
         if not reasons:
             return []
-        table = {**THROTTLE_IGNORED, **THROTTLE_FLAGGED}
+        table = {**THROTTLE_IGNORED, **THROTTLE_OPERATING_POINT, **THROTTLE_FLAGGED}
         return [table[bit] for bit in sorted(table) if reasons & bit]
 
     def describe(self) -> dict[str, Any]:
@@ -297,6 +329,7 @@ class NvmlReader(PowerReader):
             {
                 "matched_by": self.matched_by,
                 "power_limit_w": (limit_mw / 1000.0) if limit_mw is not None else None,
+                "power_limits": self.power_limits(),
                 "energy_counter": self._has_counter,
                 "energy_source": self.energy_source if self._has_counter else None,
                 "energy_counter_note": self.counter_note,

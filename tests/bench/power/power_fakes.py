@@ -26,6 +26,8 @@ class FakeGpu:
     mem_clock_mhz: int = 2619
     temperature_c: int = 61
     power_limit_mw: int = 700_000
+    power_limit_default_mw: int = 700_000
+    power_limit_range_mw: tuple[int, int] = (200_000, 700_000)
     fail_power: Exception | None = None  # raised by the power calls when set
     fail_energy: Exception | None = None  # raised by the energy call when set
     t0: float = field(default_factory=time.monotonic)
@@ -153,6 +155,9 @@ def make_fake_pynvml(gpus: list[FakeGpu], *, init_error: str | None = None, old_
     m.nvmlDeviceGetClockInfo = clock
     m.nvmlDeviceGetTemperature = lambda g, which: g.temperature_c
     m.nvmlDeviceGetEnforcedPowerLimit = lambda g: g.power_limit_mw
+    m.nvmlDeviceGetPowerManagementLimit = lambda g: g.power_limit_mw
+    m.nvmlDeviceGetPowerManagementDefaultLimit = lambda g: g.power_limit_default_mw
+    m.nvmlDeviceGetPowerManagementLimitConstraints = lambda g: list(g.power_limit_range_mw)
     if old_bindings:
         m.nvmlDeviceGetCurrentClocksThrottleReasons = lambda g: g.throttle
     else:

@@ -75,7 +75,7 @@ def test_serial_not_supported_is_none(install_pynvml, gpus) -> None:
 @pytest.mark.parametrize(
     ("mask", "flagged"),
     [
-        (0x4 | 0x1, ["SwPowerCap"]),
+        (0x4 | 0x1, []),  # at the power cap: the operating point, not throttling
         (0x8 | 0x20 | 0x40 | 0x80, ["HwSlowdown", "SwThermal", "HwThermal", "HwPowerBrake"]),
         (0x1 | 0x2 | 0x10 | 0x100, []),
         (0, []),
