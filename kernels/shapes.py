@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import zip_longest
 
 from .dtypes import GemmDtype, get_dtype
 
@@ -75,5 +76,87 @@ def candidate_shapes(
     return [GemmShape(s, s, s) for s in sorted(fitting)]
 
 
-__all__ = ["FULL_SIZES", "MEMORY_FRACTION", "QUICK_SIZES", "WORKSPACE_MARGIN_BYTES", "GemmShape", "candidate_shapes",
+#: output tile (rows, cols) assumed when counting waves: 128×256 is the common large GEMM tile of
+#: current GPU libraries; 64×64 stands for a CPU's per-thread block
+WAVE_TILE: dict[bool, tuple[int, int]] = {False: (128, 256), True: (64, 64)}
+#: every dimension is a multiple of this (GPU sizes; the quick/CPU sizes use 64)
+DIM_MULTIPLE: dict[bool, int] = {False: 256, True: 64}
+#: the shape families a search tries around each base size s, as (m, n, k) factors of s;
+#: "wave" shapes are built separately (whole waves of tiles over the compute units)
+SHAPE_FAMILIES: dict[str, tuple[float, float, float]] = {
+    "square": (1.0, 1.0, 1.0),
+    "rect-wide-m": (2.0, 0.5, 1.0),
+    "rect-wide-n": (0.5, 2.0, 1.0),
+    "k-heavy": (0.5, 0.5, 4.0),
+    "k-light": (2.0, 2.0, 0.25),
+}
+
+
+@dataclass(frozen=True)
+class ShapeCandidate:
+    """A shape the search tries, with the family it was built from."""
+
+    shape: GemmShape
+    family: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.shape.as_dict(), "family": self.family}
+
+
+def wave_shape(size: int, compute_units: int, tile: tuple[int, int]) -> GemmShape | None:
+    """The near-square m×n×size closest to size×size whose output tiles fill whole waves of
+    ``compute_units`` (tiles ≡ 0 mod units), m and n multiples of the tile."""
+    tm, tn = tile
+    a0, b0 = max(1, round(size / tm)), max(1, round(size / tn))
+    best: tuple[float, GemmShape] | None = None
+    for a in range(max(1, a0 - a0 // 4), a0 + a0 // 4 + 1):
+        step = compute_units // math.gcd(a, compute_units)
+        b = max(step, round(b0 / step) * step)
+        m, n = a * tm, b * tn
+        err = abs(m - size) / size + abs(n - size) / size
+        if best is None or err < best[0]:
+            best = (err, GemmShape(m, n, size))
+    return best[1] if best is not None and best[0] <= 0.5 else None
+
+
+def search_candidates(
+    dtype: str, free_bytes: int, compute_units: int | None, *, quick: bool = False, limit: int = 16
+) -> list[ShapeCandidate]:
+    """Up to ``limit`` shapes sized to the device: around each base size that fits memory, a
+    square, rectangles, k-heavy and k-light shapes (:data:`SHAPE_FAMILIES`) and, where the compute
+    units are known, a whole-waves shape (:func:`wave_shape`). Every one fits in
+    ``MEMORY_FRACTION`` of ``free_bytes`` with the workspace margin. Families are interleaved (the
+    preferred size first) so a small ``limit`` still keeps every kind. Empty if nothing fits."""
+    spec = get_dtype(dtype)
+    margin = min(WORKSPACE_MARGIN_BYTES, free_bytes // 10)
+    budget = MEMORY_FRACTION * free_bytes - margin
+    mult = DIM_MULTIPLE[quick]
+
+    def dim(x: float) -> int:
+        return max(mult, int(round(x / mult)) * mult)
+
+    sizes = [s for s in _PREFERENCE[quick] if s in (QUICK_SIZES if quick else FULL_SIZES)]
+    per_family: dict[str, list[GemmShape]] = {}
+    for s in sizes:
+        for family, (fm, fn, fk) in SHAPE_FAMILIES.items():
+            per_family.setdefault(family, []).append(GemmShape(dim(fm * s), dim(fn * s), dim(fk * s)))
+        if compute_units:
+            wave = wave_shape(s, compute_units, WAVE_TILE[quick])
+            if wave is not None:
+                per_family.setdefault("wave", []).append(wave)
+    out: list[ShapeCandidate] = []
+    seen: set[GemmShape] = set()
+    for row in zip_longest(*([ShapeCandidate(sh, fam) for sh in shapes] for fam, shapes in per_family.items())):
+        for cand in row:
+            if cand is None or cand.shape in seen or shape_bytes(spec, cand.shape) > budget:
+                continue
+            seen.add(cand.shape)
+            out.append(cand)
+    if not out:  # memory too small for every base size: the largest square that fits
+        out = [ShapeCandidate(s, "square") for s in candidate_shapes(dtype, free_bytes, quick=quick, limit=1)]
+    return out[: max(1, limit)]
+
+
+__all__ = ["DIM_MULTIPLE", "FULL_SIZES", "SHAPE_FAMILIES", "WAVE_TILE", "ShapeCandidate", "search_candidates",
+           "wave_shape", "MEMORY_FRACTION", "QUICK_SIZES", "WORKSPACE_MARGIN_BYTES", "GemmShape", "candidate_shapes",
            "shape_bytes"]
