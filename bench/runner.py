@@ -76,13 +76,16 @@ def build_measurement(
     workload: dict[str, Any] | None = None,
     core_window: tuple[float, float] | None = None,
     trust: dict[str, Any] | None = None,
+    seeking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble one measurement object (the format in results/README.md). Pure: no I/O.
 
     ``core_window``: the core phase's edges on this host's ``time.monotonic()`` clock, which a
     fleet run maps onto rank 0's timeline to line up devices and rack meters. ``trust``: the
     ``challenge`` and ``output_samples`` objects (:func:`challenge.measurement_fields`); a
-    Freivalds result travels in ``correctness["freivalds"]`` and must pass for ``valid``."""
+    Freivalds result travels in ``correctness["freivalds"]`` and must pass for ``valid``.
+    ``seeking``: the warm-up, search, schedule, drift, steadiness and operating point of the
+    measurement (see ``_measure_one``); absent keys are recorded as null."""
     m, n, k = shape
     flops = 2 * m * n * k
     per_batch_flops = flops * timed.iters_per_batch
@@ -108,6 +111,9 @@ def build_measurement(
     if not mode_probe.get("passed", True):
         reasons.append(f"numeric mode: {mode_probe.get('detail') or 'probe failed'}")
     dtype = dtype_spec["name"]
+    seeking = seeking or {}
+    op = seeking.get("operating_point")
+    search_tflops = ((seeking.get("search") or {}).get("chosen") or {}).get("tflops_search")
     return {
         "schema": record.MEASUREMENT_SCHEMA,
         "id": f"{host}-d{index}-{dtype}",
@@ -151,8 +157,21 @@ def build_measurement(
         "power_scope": getattr(window, "scope", "device"),
         "power_method": getattr(window, "method", "none"),
         "power": _plain(window) if window is not None else None,
-        "throttled": bool(getattr(window, "throttled", False)),
-        "throttle_reasons": list(getattr(window, "throttle_reasons", []) or []),
+        "throttled": bool(op["throttled"]) if op else bool(getattr(window, "throttled", False)),
+        "throttle_reasons": list(op["throttle_reasons"]) if op else list(getattr(window, "throttle_reasons", []) or []),
+        "at_power_limit": op.get("at_power_limit") if op else None,
+        "fully_loaded": op.get("fully_loaded") if op else None,
+        "operating_point": op,
+        "warmup": seeking.get("warmup"),
+        "search": seeking.get("search"),
+        "tflops_search": search_tflops,
+        "search_vs_core": (search_tflops / st.median) if search_tflops and st.median else None,
+        "schedule": seeking.get("schedule"),
+        "drift": seeking.get("drift"),
+        "steady": seeking.get("steady"),
+        "steady_reason": seeking.get("steady_reason"),
+        "steady_basis": seeking.get("steady_basis"),
+        "steady_note": seeking.get("steady_note"),
         "telemetry": telemetry,
         "trace_file": trace_file,
         "peak": peak,
@@ -202,14 +221,14 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     sampler.start()
     try:
         for seq, dtype in enumerate(plan.dtypes):
-            emit("phase", device=index, dtype=dtype, phase="search", total_s=None)
+            emit("phase", device=index, dtype=dtype, phase="starting", total_s=None)
             arrived = _Arrival()  # whether this dtype's common start was reached (at most one wait each)
             try:
                 if unsupported[dtype] is not None:
                     raise UnsupportedDtype(f"{info.get('model')} ({plan.backend}) cannot run {dtype} GEMMs here: "
                                            f"{unsupported[dtype]}")
                 meas = _measure_one(plan, backend, index, dtype, DTYPES[dtype], info, seq, host, run_dir, emit,
-                                    barrier, sampler, gemm, peaks, arrived)
+                                    barrier, sampler, gemm, peaks, arrived, reader)
             except UnsupportedDtype as exc:
                 arrived.skip(barrier)
                 meas = failed_measurement(plan, host, index, seq, dtype, info, "unsupported", str(exc))
@@ -251,20 +270,151 @@ class _Arrival:
         self.wait(barrier)
 
 
+def warm_until_steady(run_chunk: Callable[[], list[tuple[float, float]]], readings: Callable[[float], list[Any]],
+                      rule: Any, min_s: float, max_s: float, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Keep the device loaded (``run_chunk()`` runs a few batches and returns their (t_s,
+    TFLOPS)) until the steady-state rule holds over its trailing window -- not before ``min_s``
+    -- or until ``max_s``. ``readings(since_s)``: the telemetry since then. The record's
+    ``warmup`` object: duration, whether steady state was reached, and the last verdict."""
+    from .steady import judge_steady
+
+    t0 = clock()
+    points: list[tuple[float, float]] = []
+    min_s = min(min_s, max_s)
+    while True:
+        points += run_chunk()
+        now = clock()
+        verdict = judge_steady(rule, readings(t0), points, now)
+        elapsed = now - t0
+        if (verdict.steady and elapsed >= min_s) or elapsed >= max_s:
+            break
+    reason = verdict.reason
+    if not verdict.steady:
+        reason = f"warm-up reached its maximum ({max_s:g} s) before steady state: {verdict.reason}"
+    return {"duration_s": elapsed, "min_s": min_s, "max_s": max_s, "steady": verdict.steady,
+            "basis": verdict.basis, "reason": reason, "checks": verdict.checks, "batches": len(points)}
+
+
+def _tflops_points(timed: Any, flops: int, t_offset_s: float) -> list[tuple[float, float]]:
+    """(t_s, TFLOPS) of every batch of a TimedRun, on a clock offset by ``t_offset_s``."""
+    per_batch = flops * timed.iters_per_batch
+    return [(t_offset_s + t, per_batch / (ms * 1e-3) / 1e12)
+            for t, ms in zip(timed.batch_done_s, timed.batch_time_ms) if ms > 0]
+
+
+def _heat(plan: RunPlan, backend: Any, index: int, dtype: str, shape: Any, sampler: Any, gemm: Any) -> dict[str, Any]:
+    """The warm-up after the common start: the heater shape, device-generated inputs, until
+    steady state (see :func:`warm_until_steady`)."""
+    from .steady import readings_from
+
+    rule = plan.steady_rule()
+    with gemm.GemmWorkload(backend, index, dtype, shape, plan.seed) as wl:
+        wl.warmup(iters=1)
+        iters = wl.calibrate(plan.search_batch_ms)
+        per_chunk = max(2, int(min(0.5, rule.window_s / 10) * 1e3 / max(plan.search_batch_ms, 1e-3)))
+
+        def run_chunk() -> list[tuple[float, float]]:
+            t_call = time.monotonic()
+            return _tflops_points(wl.run_timed(iters, n_batches=per_chunk), shape.flops, t_call)
+
+        def readings(since_s: float) -> list[Any]:
+            return readings_from(x for x in sampler.samples(0) if x.t_s >= since_s)
+
+        out = warm_until_steady(run_chunk, readings, rule, plan.warmup_min_ms / 1e3, plan.warmup_ms / 1e3)
+    out["shape"] = shape.as_dict()
+    return out
+
+
+def _search(plan: RunPlan, backend: Any, index: int, dtype: str, free_b: int, info: dict[str, Any], emit: Emit,
+            gemm: Any) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
+    """(shape, per-candidate records, the ``search`` object): the fixed shape, or a
+    successive-halving search within the plan's budget on the (warm) device."""
+    from icb_bench.kernels.search import HalvingPolicy, halving_search
+    from icb_bench.kernels.shapes import search_candidates
+
+    cands = search_candidates(dtype, free_b, info.get("compute_units"), quick=backend.prefers_small_shapes,
+                                   limit=plan.max_shapes)
+    if not cands:
+        raise gemm.OutOfMemory(f"no GEMM shape fits in {free_b} free bytes for {dtype}")
+    out = halving_search(backend, index, dtype, cands, plan.seed,
+                         HalvingPolicy(budget_s=plan.search_budget_s, batch_ms=plan.search_batch_ms),
+                         on_candidate=lambda done, total: emit("search", device=index, dtype=dtype, done=done,
+                                                               total=total))
+    d = out.as_dict()
+    d["share_of_core_phase"] = out.spent_s / plan.duration_s if plan.duration_s else None
+    return out.best, out.candidates, d
+
+
+def _heater_shape(plan: RunPlan, backend: Any, dtype: str, free_b: int, info: dict[str, Any], gemm: Any) -> Any:
+    """The shape that heats the device: the fixed shape, else the search's first candidate."""
+    from icb_bench.kernels.shapes import search_candidates
+
+    if plan.shape:
+        return gemm.GemmShape(*plan.shape)
+    cands = search_candidates(dtype, free_b, info.get("compute_units"), quick=backend.prefers_small_shapes,
+                                   limit=1)
+    if not cands:
+        raise gemm.OutOfMemory(f"no GEMM shape fits in {free_b} free bytes for {dtype}")
+    return cands[0].shape
+
+
+def _operating_point(reader: Any, window: Any, rows: list[dict[str, Any]], telemetry: dict[str, Any],
+                     info: dict[str, Any]) -> dict[str, Any]:
+    """The window's operating point (bench/load_check.py) from the reader and the trace."""
+    from .load_check import WindowLoad, cap_reasons_of, operating_point
+
+    limits_fn = getattr(reader, "power_limits", None)
+    limits = dict(limits_fn()) if callable(limits_fn) else {}
+    if limits.get("limit_w") is None:
+        limits["limit_w"] = telemetry.get("power_limit_w")
+    inside = [r for r in rows if 0.0 <= r["t_s"] <= (window.window_s or 0.0)]
+    return operating_point(WindowLoad(
+        power_w=window.power_w,
+        power_samples_w=[r["power_w"] for r in inside if r.get("power_w") is not None],
+        limits=limits,
+        cap_reasons=cap_reasons_of(reader, (r.get("throttle_reasons") for r in rows)),
+        throttle_reasons=list(window.throttle_reasons or []),
+        sm_clock_mhz_median=telemetry.get("sm_clock_mhz_median"),
+        base_sm_clock_mhz=(info.get("extra") or {}).get("base_sm_clock_mhz"),
+    ))
+
+
+def _steadiness(plan: RunPlan, warm: dict[str, Any], timed: Any, flops: int, rows: list[dict[str, Any]],
+                window_s: float) -> dict[str, Any]:
+    """Drift of the core phase and the measurement's ``steady`` verdict with its reason."""
+    from .steady import drift, readings_from
+
+    rule = plan.steady_rule()
+    d = drift(rule, _tflops_points(timed, flops, 0.0), readings_from(rows), 0.0, window_s)
+    reasons = [] if warm["steady"] else [warm["reason"]]
+    if not d["steady"]:
+        reasons.append(f"core phase: {d['reason']}")
+    basis = warm.get("basis")
+    note = ("no temperature/power telemetry: steadiness judged by the throughput plateau"
+            if basis == "throughput-plateau" or (basis is None and not any(r.get("power_w") for r in rows)) else None)
+    return {"drift": d, "steady": not reasons, "steady_reason": "; ".join(reasons) or None, "steady_basis": basis,
+            "steady_note": note}
+
+
 def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, emit, barrier, sampler, gemm, peaks,
-                 arrived: _Arrival):
+                 arrived: _Arrival, reader=None):
     with backend.numeric_mode(dtype) as flags:
         free_b, _total_b = backend.memory_info(index)
+        heater = _heater_shape(plan, backend, dtype, free_b, info, gemm)
+        # the common start comes first: every device of the node (of the job) heats up together,
+        # and the schedule after it is the same on every device, so the core phases start together
+        if barrier is not None:
+            emit("phase", device=index, dtype=dtype, phase="waiting", total_s=None)
+            arrived.wait(barrier, emit, index)
+        t_go = time.monotonic()
+        deadline = t_go + plan.schedule_s(searching=not plan.shape)
+        emit("phase", device=index, dtype=dtype, phase="warmup", total_s=plan.warmup_ms / 1e3)
+        warm = _heat(plan, backend, index, dtype, heater, sampler, gemm)
         if plan.shape:
-            best = gemm.GemmShape(*plan.shape)
-            tried: list[dict[str, Any]] = []
+            best, tried, search = gemm.GemmShape(*plan.shape), [], None
         else:
-            shapes = gemm.candidate_shapes(dtype, free_b, quick=backend.prefers_small_shapes,
-                                            limit=plan.max_shapes)
-            best, tried = gemm.search_best_shape(
-                backend, index, dtype, shapes, plan.seed, batch_ms=plan.batch_ms, batches=plan.search_batches,
-                on_candidate=lambda done, total: emit("search", device=index, dtype=dtype, done=done, total=total))
-        emit("phase", device=index, dtype=dtype, phase="warmup", total_s=None)
+            emit("phase", device=index, dtype=dtype, phase="search", total_s=plan.search_budget_s)
+            best, tried, search = _search(plan, backend, index, dtype, free_b, info, emit, gemm)
         ch = challenge.from_plan(plan.extra, plan.seed)
         device_id = challenge.device_identity(info, host, index)
         shape = (best.m, best.n, best.k)
@@ -272,20 +422,22 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
         # host-generated seeded rows: `bench audit` regenerates exactly these inputs on a CPU
         wl = gemm.GemmWorkload(backend, index, dtype, best, seed, inputs="host-rows")
         try:
-            wl.warmup_for(plan.warmup_ms)
             iters = wl.calibrate(plan.batch_ms)
-            # two timed batches outside the window: the graph for this batch size is captured and
-            # replayed once here, so the energy window holds steady-state batches only
+            # two timed batches: the graph for this batch size is captured and replayed once here
             wl.run_timed(iters, n_batches=2)
             # the numeric-mode probe now runs through the eager call and the captured graph alike
             probe = _plain(wl.mode_probe())
+            # hold the device at the measured load until the common schedule's core start
+            t_hold = time.monotonic()
+            if deadline - t_hold > 0:
+                wl.run_timed(iters, duration_s=deadline - t_hold)
             wl.poison()
-            if barrier is not None:
-                emit("phase", device=index, dtype=dtype, phase="waiting", total_s=None)
-                arrived.wait(barrier, emit, index)
             emit("phase", device=index, dtype=dtype, phase="core", total_s=plan.duration_s)
             started = utc_now()
             t_start = time.monotonic()
+            schedule = {"schedule_s": deadline - t_go, "hold_s": max(0.0, t_start - t_hold),
+                        "late_s": max(0.0, t_hold - deadline), "warmup_s": warm["duration_s"],
+                        "search_s": search["spent_s"] if search else 0.0}
             backend.synchronize(index)
             win = sampler.begin_window()
 
@@ -308,14 +460,19 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
         finally:
             wl.close()
     trace_id = f"{host}-d{index}-{dtype}"
-    trace_file = record.write_trace(run_dir, trace_id, sampler.trace_rows(win))
+    rows = sampler.trace_rows(win)
+    trace_file = record.write_trace(run_dir, trace_id, rows)
     pk = peaks.lookup(info.get("model") or "", dtype)
+    telemetry = _plain(sampler.telemetry(win))
+    seeking = {"warmup": warm, "search": search, "schedule": schedule,
+               "operating_point": _operating_point(reader, window, rows, telemetry, info),
+               **_steadiness(plan, warm, timed, best.flops, rows, float(window.window_s))}
     return build_measurement(
         plan=plan, host=host, index=index, seq=seq, dtype_spec=_plain(spec), device_info=info,
         shape=(best.m, best.n, best.k), shape_search=_plain(tried), timed=timed, window=window,
-        telemetry=_plain(sampler.telemetry(win)), correctness=corr, mode_probe=probe, numeric_mode=_plain(flags),
+        telemetry=telemetry, correctness=corr, mode_probe=probe, numeric_mode=_plain(flags),
         peak=_plain(pk) if pk else None, started_at=started, ended_at=ended, trace_file=trace_file,
-        workload=workload, core_window=(win.t_begin_s, win.t_end_s), trust=trust,
+        workload=workload, core_window=(win.t_begin_s, win.t_end_s), trust=trust, seeking=seeking,
     )
 
 
@@ -332,7 +489,8 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     """The per-measurement fields of `bench run --json` (the CLI contract)."""
     keys = ("device", "host", "dtype", "m", "n", "k", "tflops", "valid", "grade", "power_w", "energy_j",
             "gflops_per_w", "power_scope", "power_method", "status", "error", "unstable", "fraction_of_peak",
-            "core_phase_s", "throttled", "throttle_reasons", "wall_vs_events", "timing_consistent")
+            "core_phase_s", "throttled", "throttle_reasons", "wall_vs_events", "timing_consistent", "steady",
+            "steady_reason", "at_power_limit", "fully_loaded", "tflops_search")
     out = {key: m.get(key) for key in keys}
     out["model"] = (m.get("device_info") or {}).get("model")
     st = m.get("tflops_stats") or {}
