@@ -100,10 +100,13 @@ class HalvingPolicy:
     #: target time of one timed batch during the search
     batch_ms: float = 20.0
     eta: int = 2
+    #: a slice starts only if this many times its expected cost still fits: on a busy host a
+    #: slice may take longer than the last one did
+    margin: float = 1.5
 
     def __post_init__(self) -> None:
-        if not self.budget_s > 0 or not self.batch_ms > 0 or self.eta < 2:
-            raise ValueError(f"bad halving policy {self}: budget_s > 0, batch_ms > 0 and eta >= 2 expected")
+        if not self.budget_s > 0 or not self.batch_ms > 0 or self.eta < 2 or self.margin < 1:
+            raise ValueError(f"bad halving policy {self}: budget_s > 0, batch_ms > 0, eta >= 2 and margin >= 1 expected")
 
 
 @dataclass
@@ -188,12 +191,12 @@ def halving_search(
 ) -> SearchOutcome:
     """Successive halving over ``candidates`` within ``policy.budget_s`` of ``clock``.
 
-    Each round gives the remaining budget's share (remaining ÷ rounds left) evenly to the
+    Each round gives the remaining budget's share (remaining ÷ margin ÷ rounds left) evenly to the
     surviving candidates, in two slices each: one pass in order, one reversed, so a card whose
     throughput drifts linearly scores every candidate alike (the two-pass reversal, per round).
     A round's score is the mean of its two slices; the best ``ceil(n / eta)`` go on. Before a
-    slice starts, the search stops if that slice (its time plus the largest per-slice overhead
-    seen) would overrun the budget; the winner is then the leader of the last completed round
+    slice starts, the search stops if ``policy.margin`` × that slice's expected cost (its time
+    plus the largest overhead seen for such a slice) would overrun the budget; the winner is then the leader of the last completed round
     (in round 0: of the candidates measured in both passes, else in either). Candidates that
     fail (out of memory, incorrect) drop out. DeviceError when none ran."""
     if not candidates:
@@ -213,7 +216,8 @@ def halving_search(
         on_candidate(0, planned)
     for r in range(n_rounds):
         left_s = policy.budget_s - (clock() - t0)
-        slice_s = max(0.0, left_s / (n_rounds - r) / (2 * len(alive)) - overhead_s[False])
+        # planned with the margin's headroom, so a calm device finishes every round inside the budget
+        slice_s = max(0.0, left_s / policy.margin / (n_rounds - r) / (2 * len(alive)) - overhead_s[False])
         slices: dict[GemmShape, list[float]] = {c.shape: [] for c in alive}
         for cand in alive + alive[::-1]:
             rec = records[cand.shape]
@@ -221,7 +225,7 @@ def halving_search(
                 continue
             first = cand.shape not in slicer.iters
             expected = max(slice_s, slicer.batch_s(cand.shape)) + overhead_s[first]
-            if clock() - t0 + expected > policy.budget_s and (done or r):
+            if clock() - t0 + policy.margin * expected > policy.budget_s and (done or r):
                 stopped = "budget"
                 break
             started = clock()
