@@ -38,7 +38,7 @@ from .results import *  # noqa: F403  (the result types are this facade's public
 from .results import ModelFigure, ScopeSummary, Verification
 from .rules import PeakTable, Ruleset, load_peaks, load_rules
 from .sample_plan import SamplePlan
-from .sampling import SamplingRules, load_sampling_rules
+from .sampling import SamplingRules, load_sampling_rules, rack_figures_required
 from .scoring import Override, score
 
 __all__ = [*_results.__all__, "LevelError", "verify", "load_records", "median_ci"]
@@ -167,9 +167,11 @@ def verify(
     notes += [f"{it.model}: vendor unknown to the datasheet table and no `domestic` flag; counted as not domestic"
               for it in items if it.domestic_source == "assumed"]
 
-    # ---- A1.7 per-rack efficiency
+    # ---- A1.7 per-rack efficiency, with the sampling rule for racks as for devices
     rc, override = rack_claim(RackClaimInput(racks, lower, _indicator(rules, "A1.7"), decl.industrial_value.rack_efficiency,
-                                             sampling.level(lv).meter_accuracy, rack_blockers(plan) + operating), tol)
+                                             sampling.level(lv).meter_accuracy,
+                                             rack_blockers(plan) + operating + _rack_rule(decl, racks, lv, sampling, sample_plan)),
+                              tol)
     claims.append(rc)
     if override is not None:
         overrides["industrial_value.rack_efficiency"] = override
@@ -198,3 +200,18 @@ def _domestic_share(models: list[ModelFigure]) -> Fraction | None:
         if mf.domestic:
             dom += per * mf.count
     return dom / total if total else None
+
+
+def _rack_rule(decl: Declaration, racks: list[EfficiencyFigure], level: int, sampling: SamplingRules,
+               sample_plan: SamplePlan | None) -> list[str]:
+    """Why A1.7 may not be confirmed from these racks: fewer scored rack figures than the sampling
+    rule asks of the racks in use (a sample plan's own requirement, where larger, counts)."""
+    need = rack_figures_required(decl.technical.racks_in_use, level, sampling)
+    planned = getattr(sample_plan, "racks_required", None) if sample_plan is not None else None
+    if isinstance(planned, int) and not isinstance(planned, bool):
+        need = max(need, planned)
+    have = len({f.rack_id or f.label for f in racks if f.scored})
+    if not have or have >= need:
+        return []
+    return [f"{have} of {decl.technical.racks_in_use} racks in use measured with a rack or node meter; "
+            f"the rule asks for {need} (level {level})"]

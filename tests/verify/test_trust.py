@@ -28,6 +28,14 @@ def _claim(v, ind_id):
     return next(c for c in v.claims if c.id == ind_id)
 
 
+def _three_rack_site() -> dict:
+    """The example declaration scaled to a site whose three measured racks meet the sampling rule
+    (level 1: a tenth of the racks in use), utilisation unchanged (24 of 32)."""
+    data = example_dict()
+    data["technical"]["racks_total"], data["technical"]["racks_in_use"] = 32, 24
+    return data
+
+
 def _site(tmp_path, racks=(130.0, 125.0, 128.0), h100_kw=None, ascend_kw=None):
     per = N_H100 // len(racks)
     write_fleet(tmp_path / "fleet", {f"R{k}": RackSpec(e, devices=per, tflops=lambda i: 700.0 + i % 3,
@@ -61,7 +69,7 @@ def test_smoke_runs_only_are_not_certified_and_not_measured(tmp_path):
 
 
 def test_measured_site_is_confirmed_and_certified(tmp_path):
-    v = verify(parse_declaration(example_dict()), _site(tmp_path))
+    v = verify(parse_declaration(_three_rack_site()), _site(tmp_path))
     assert v.verdict == CONFIRMED and v.certification == "yes" and v.unverified == []
     doc = json.loads(to_json(v))
     assert doc["verdict"] == CONFIRMED and doc["certified"] is True and doc["certified_name"]
@@ -69,7 +77,7 @@ def test_measured_site_is_confirmed_and_certified(tmp_path):
 
 
 def test_a_refuted_claim_makes_the_verdict_not_confirmed(tmp_path):
-    data = example_dict()
+    data = _three_rack_site()
     data["industrial_value"]["rack_efficiency"] = "200 GFLOPS/W"
     v = verify(parse_declaration(data), _site(tmp_path))
     assert _claim(v, "A1.7").status == NOT_CONFIRMED and v.verdict == NOT_CONFIRMED
@@ -189,8 +197,17 @@ def test_throughput_at_full_power_and_efficiency_at_a_cap_is_inconclusive(tmp_pa
 def test_power_limits_within_one_percent_are_one_operating_point(tmp_path):
     a = {"telemetry": {"power_limit_w": 700.0}}
     b = {"telemetry": {"power_limit_w": 705.0}}
-    v = verify(parse_declaration(example_dict()), _site(tmp_path, h100_kw=a, ascend_kw=b))
+    v = verify(parse_declaration(_three_rack_site()), _site(tmp_path, h100_kw=a, ascend_kw=b))
     assert v.operating_point == [] and v.verdict == CONFIRMED
+
+
+def test_three_racks_of_1200_in_use_cannot_confirm_the_rack_efficiency(tmp_path):
+    """Three good rack figures stand for 30 racks at level 1, not for 1,200: INCONCLUSIVE, with the rule."""
+    v = verify(parse_declaration(example_dict()), _site(tmp_path))
+    c = _claim(v, "A1.7")
+    assert c.status == INCONCLUSIVE and c.figure is not None
+    assert "3 of 1200 racks in use measured with a rack or node meter; the rule asks for 120 (level 1)" in c.reason
+    assert _claim(verify(parse_declaration(_three_rack_site()), load_records([tmp_path])), "A1.7").status == CONFIRMED
 
 
 def test_one_device_of_eight_loaded_is_another_operating_point(tmp_path):
