@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# One prepared GPU check (< 8 min on an H100): environment, GPU tests, overhead benchmarks,
-# and a 60 s-per-dtype reference `bench run`. Logs go under $OUT (default ./gpu-check-out).
+# One prepared GPU check (~12 min on an H100): environment, GPU tests, overhead benchmarks, the
+# peer comparison (scripts/peak_vs_peers.py; mamf-finder when $MAMF_FINDER names a fetched copy of
+# ml-engineering's compute/accelerator/benchmarks/mamf-finder.py -- never committed), and a
+# 60 s-per-dtype reference `bench run` (warm-up to steady state ≤ 90 s, search ≤ 6 s per dtype).
+# Logs go under $OUT (default ./gpu-check-out). SKIP_PEERS=1 skips the peer comparison.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -33,9 +36,21 @@ log "power sampler cost"
 timeout 60 $PY scripts/sampler_overhead.py --device cuda --seconds 8 2>&1 | tee "$OUT/sampler_overhead.txt" | tail -6
 fi
 
+if [ -z "${SKIP_PEERS:-}" ]; then
+log "peer comparison: harness vs bare loop vs wide grid (fp16), mamf-finder if given"
+MAMF_ARGS=()
+if [ -n "${MAMF_FINDER:-}" ] && [ -f "$MAMF_FINDER" ]; then
+  MAMF_ARGS=(--mamf "$MAMF_FINDER" --out "$OUT")
+else
+  echo "mamf-finder skipped: \$MAMF_FINDER ${MAMF_FINDER:+($MAMF_FINDER) }does not name a fetched mamf-finder.py" | tee -a "$OUT/steps.log"
+fi
+timeout 420 $PY scripts/peak_vs_peers.py --device cuda --dtype fp16 --seconds 10 --rounds 3 --grid-seconds 0.3 \
+  --json "$OUT/peak_vs_peers.json" "${MAMF_ARGS[@]}" 2>&1 | tee "$OUT/peak_vs_peers.txt" | tail -16
+fi
+
 REF_S=${REF_DURATION:-60}  # a re-check after code changes may pass a shorter core phase (graded smoke)
 log "reference run: fp16 + fp32, $REF_S s core phase each"
-timeout 260 $BENCH run --backend cuda --dtypes fp16,fp32 --duration "$REF_S" --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
+timeout 480 $BENCH run --backend cuda --dtypes fp16,fp32 --duration "$REF_S" --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
 echo "exit $?" | tee -a "$OUT/steps.log"
 $BENCH show "$OUT/reference" 2>&1 | tee "$OUT/reference.txt" | tail -25
 
