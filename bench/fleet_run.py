@@ -24,6 +24,7 @@ from .fleet_job import FleetJob
 from .inventory import utc_now
 from .orchestrate import RunOutcome, execute, node_aggregates
 from .plan import RunPlan
+from .runner import SYNC_POINTS
 
 FLEET_KIND = "fleet"
 NODES_DIR = "nodes"
@@ -129,7 +130,10 @@ def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coo
             measurements.append(m)
         nodes_out.append(entry)
     windows = timeline_windows(measurements)
-    starts = {d: b.released_s for d, b in zip(plan.dtypes, coord.barriers)}
+    # each dtype's core-phase common start (runner.SYNC_POINTS: every dtype passes them all, in order)
+    per, core = len(SYNC_POINTS), SYNC_POINTS.index("core")
+    starts = {d: coord.barriers[i * per + core].released_s for i, d in enumerate(plan.dtypes)
+              if i * per + core < len(coord.barriers)}
     skew = core_phase_skew(windows, starts)
     aggregates: list[dict[str, Any]] = []
     by_node: dict[Any, list[dict[str, Any]]] = {}

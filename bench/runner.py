@@ -222,7 +222,7 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     try:
         for seq, dtype in enumerate(plan.dtypes):
             emit("phase", device=index, dtype=dtype, phase="starting", total_s=None)
-            arrived = _Arrival()  # whether this dtype's common start was reached (at most one wait each)
+            arrived = _Arrival()  # which of this dtype's common starts were reached (one wait each)
             try:
                 if unsupported[dtype] is not None:
                     raise UnsupportedDtype(f"{info.get('model')} ({plan.backend}) cannot run {dtype} GEMMs here: "
@@ -248,26 +248,44 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     return results
 
 
+#: the common starts of every dtype, in order: before the warm-up (devices heat up together) and
+#: before the core phase (core phases start together even when one device's warm-up, search or
+#: set-up ran late). Every device waits at each exactly once per dtype, also when the dtype failed
+#: (the n-th wait of every device is the same barrier: a job's barriers are counted, not named).
+SYNC_POINTS = ("start", "core")
+
+
 class _Arrival:
-    """One device's arrival at one dtype's common start: waited for exactly once, whether the
-    dtype ran or failed before it (a second wait would pair this device with its peers' next dtype)."""
+    """One device's arrivals at one dtype's common starts (:data:`SYNC_POINTS`): each waited for
+    exactly once, in order, whether the dtype ran or failed before it (a second wait would pair
+    this device with its peers' next point)."""
 
     def __init__(self) -> None:
-        self.done = False
+        self.next = 0  # index into SYNC_POINTS of the next point to arrive at
 
-    def wait(self, barrier: StartBarrier | None, emit: Emit | None = None, index: int | None = None) -> None:
-        if barrier is None or self.done:
+    @property
+    def done(self) -> bool:
+        return self.next >= len(SYNC_POINTS)
+
+    def wait(self, barrier: StartBarrier | None, emit: Emit | None = None, index: int | None = None,
+             point: str = SYNC_POINTS[0]) -> None:
+        """Arrive at ``point`` (and at any earlier point not yet arrived at)."""
+        if barrier is None:
             return
-        self.done = True
-        try:
-            barrier.wait(timeout=BARRIER_TIMEOUT_S)
-        except Exception:  # a broken or timed-out barrier only costs the common start
-            if emit is not None:
-                emit("warning", device=index, message="common start missed: peers did not arrive in time")
+        upto = SYNC_POINTS.index(point)
+        while self.next <= upto:
+            name = SYNC_POINTS[self.next]
+            self.next += 1
+            try:
+                barrier.wait(timeout=BARRIER_TIMEOUT_S)
+            except Exception:  # a broken or timed-out barrier only costs the common start
+                if emit is not None:
+                    emit("warning", device=index, message=f"common {name} missed: peers did not arrive in time")
 
     def skip(self, barrier: StartBarrier | None) -> None:
-        """A device that cannot measure a dtype still arrives, so its peers do not wait for it."""
-        self.wait(barrier)
+        """A device that cannot measure a dtype still arrives at every point left, so its peers do
+        not wait for it."""
+        self.wait(barrier, point=SYNC_POINTS[-1])
 
 
 def warm_until_steady(run_chunk: Callable[[], list[tuple[float, float]]], readings: Callable[[float], list[Any]],
@@ -427,10 +445,13 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             wl.run_timed(iters, n_batches=2)
             # the numeric-mode probe now runs through the eager call and the captured graph alike
             probe = _plain(wl.mode_probe())
-            # hold the device at the measured load until the common schedule's core start
+            # hold the device at the measured load until the common schedule's core start, then
+            # start together with every peer (a late one holds the others up, never misaligns them)
             t_hold = time.monotonic()
             if deadline - t_hold > 0:
                 wl.run_timed(iters, duration_s=deadline - t_hold)
+            if barrier is not None:
+                arrived.wait(barrier, emit, index, point="core")
             wl.poison()
             emit("phase", device=index, dtype=dtype, phase="core", total_s=plan.duration_s)
             started = utc_now()

@@ -44,7 +44,8 @@ def test_three_nodes_one_run_on_rank_0(tmp_path, netns):
     for n in nodes:
         assert digests[f"nodes/{n.name}/manifest.json"] == record.sha256_file(root / "nodes" / n.name / "manifest.json")
     # one common start per dtype for all three nodes, on rank 0's timeline
-    assert [b["arrivals"] for b in m["barriers"]] == [3, 3] and not any(b["timed_out"] for b in m["barriers"])
+    # two per dtype (before the warm-up, before the core phase), each with all three nodes
+    assert [b["arrivals"] for b in m["barriers"]] == [3, 3, 3, 3] and not any(b["timed_out"] for b in m["barriers"])
     for skew in m["core_phase_skew"]:
         assert skew["devices"] == 3 and skew["nodes_out_of_bound"] == []
         assert skew["begin_spread_s"] < 0.8
