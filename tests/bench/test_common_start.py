@@ -46,23 +46,31 @@ def _run(tmp_path, monkeypatch, fail=None):
     return log, out
 
 
-def _phases_after_wait(log: list) -> list[list[str]]:
-    """For each wait, the phases emitted between it and the next wait."""
-    groups: list[list[str]] = []
+#: common starts per dtype: one before the warm-up, and the later ones (if any) before the core phase
+POINTS = len(getattr(runner, "SYNC_POINTS", ("start",)))
+
+
+def _per_dtype(log: list) -> dict[str, list]:
+    """The log cut at each dtype's "starting" phase: the waits and phases of each dtype."""
+    out: dict[str, list] = {}
+    current = None
     for item in log:
-        if item == ("wait",):
-            groups.append([])
-        elif groups:
-            groups[-1].append(item[2])
-    return groups
+        if item[0] == "phase" and item[2] == "starting":
+            current = item[1]
+            out[current] = []
+        elif current is not None:
+            out[current].append(item[2] if item[0] == "phase" else "WAIT")
+    return out
 
 
 def test_wait_precedes_the_warmup_and_the_core_phase(tmp_path, monkeypatch):
     log, out = _run(tmp_path, monkeypatch)
-    assert sum(1 for x in log if x == ("wait",)) == 3
-    for phases in _phases_after_wait(log):
-        assert phases[:2] == ["warmup", "core"] or phases[0] == "warmup"
-        assert "core" in phases and phases.index("warmup") < phases.index("core")
+    assert sum(1 for x in log if x == ("wait",)) == 3 * POINTS
+    for dtype, seq in _per_dtype(log).items():
+        assert seq.count("WAIT") == POINTS, (dtype, seq)
+        waits = [i for i, x in enumerate(seq) if x == "WAIT"]
+        assert waits[0] < seq.index("warmup"), seq  # devices heat up together
+        assert waits[-1] < seq.index("core"), seq
     for m in out:
         assert m["valid"], m.get("error")
         assert m["warmup"]["max_s"] == pytest.approx(0.2) and m["warmup"]["shape"] == {"m": 64, "n": 64, "k": 64}
@@ -76,7 +84,8 @@ def test_wait_precedes_the_warmup_and_the_core_phase(tmp_path, monkeypatch):
 @pytest.mark.parametrize("fail", [("_heater_shape", "fp16"), ("_heat", "fp16")], ids=["before-wait", "after-wait"])
 def test_a_failing_dtype_still_waits_exactly_once(tmp_path, monkeypatch, fail):
     log, out = _run(tmp_path, monkeypatch, fail)
-    assert sum(1 for x in log if x == ("wait",)) == 3
+    assert sum(1 for x in log if x == ("wait",)) == 3 * POINTS
+    assert all(seq.count("WAIT") == POINTS for seq in _per_dtype(log).values())
     by = {m["dtype"]: m for m in out}
     assert by["fp16"]["status"] == "failed" and "simulated failure" in by["fp16"]["error"]
     assert by["fp32"]["valid"] and by["bf16"]["valid"]
