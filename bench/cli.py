@@ -21,7 +21,7 @@ from . import record
 from .plan import MIN_ASSESSMENT_S
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # `bench --install-completion` / `--show-completion` (bash, zsh, fish, PowerShell)
     no_args_is_help=True,
     help="icb-bench: measured GEMM throughput, power and GFLOPS/W for 工业智算基地 assessment.",
     pretty_exceptions_enable=False,
@@ -117,6 +117,7 @@ def run(
     sign: Optional[Path] = typer.Option(None, "--sign", help="Ed25519 key from `bench keygen`: sign the finished record (signature.json)"),
     out: Optional[Path] = typer.Option(None, "--out", help="record directory (default results/<run-id>)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress and no tables: errors only, and the exit code (the record and its run.log are written as ever)"),
     shape: Optional[str] = typer.Option(None, "--shape", help="fixed MxNxK, skipping the shape search"),
     outlier_tolerance: float = typer.Option(0.10, "--outlier-tolerance", help="flag devices below (1 − tol) × the median"),
     sample_hz: float = typer.Option(20.0, "--sample-hz", help="power polling rate (≥ 10 Hz)"),
@@ -209,7 +210,7 @@ def run(
     except UsageError as exc:
         raise fail(str(exc))
 
-    display = RunDisplay(plan, enabled=not json_out)
+    display = RunDisplay(plan, enabled=not (json_out or quiet))
     if launch is not None:
         fargs = cli_fleet.FleetArgs(node_name, site, fleet_timeout, node_timeout)
         try:
@@ -227,12 +228,8 @@ def run(
         code = 2
     payload = run_payload(record.load_run(shown_dir))
     payload["exit_code"] = code
-    if json_out:
-        sys.stdout.write(record.strict_json_dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    else:
-        from .report import print_run
-
-        print_run(payload)
+    if json_out or not quiet:
+        _print_payload(payload, json_out)
     raise typer.Exit(code)
 
 

@@ -56,10 +56,10 @@ class FleetJob:
 
 
 def _plan_key(plan: Any) -> dict[str, Any]:
-    """What every node must agree on (the devices differ per node; the measurement must not)."""
+    """What every node must agree on: the whole plan but the devices (each node's own) and
+    ``extra`` (each node's drawn nonce where the assessor gave none)."""
     d = plan.to_dict()
-    return {k: d.get(k) for k in ("backend", "dtypes", "profile", "duration_s", "seed", "shape", "batch_ms",
-                                  "search_batches", "max_shapes", "warmup_ms", "check_samples")}
+    return {k: v for k, v in d.items() if k not in ("devices", "extra")}
 
 
 def join(launch: Any, node_name: str | None, hostname: str, plan: Any, timeout_s: float) -> FleetJob:

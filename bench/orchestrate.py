@@ -57,6 +57,39 @@ class RunOutcome:
         return 0 if self.measurements and len(ok) == len(self.measurements) else 1
 
 
+#: the run's log: one line per event (phases, measurements, warnings, failures), in the record
+RUN_LOG = "run.log"
+#: events too frequent for the log (one per batch)
+_UNLOGGED = {"progress", "search"}
+
+
+class RunLog:
+    """``run.log`` in the record directory: what happened when, for whoever reads the record later
+    (progress ticks left out). Written line by line and flushed, so a killed run keeps its log."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        if self._fh.closed or kind in _UNLOGGED:
+            return
+        if kind == "measurement":
+            s = data.get("summary") or {}
+            text = (f"device {data.get('device')} {data.get('dtype')}: {s.get('status')} tflops={s.get('tflops')} "
+                    f"grade={s.get('grade')} valid={s.get('valid')}" + (f" error={s.get('error')}" if s.get("error") else ""))
+        elif kind == "device":
+            info = data.get("info") or {}
+            text = f"device {data.get('device')}: {info.get('model')} power={(data.get('power') or {}).get('name')}"
+        else:
+            text = " ".join(f"{k}={v}" for k, v in data.items() if k != "info")
+        self._fh.write(f"{utc_now()} {kind} {text.splitlines()[0] if text else ''}\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 def new_run_id() -> str:
     stamp = utc_now().replace("-", "").replace(":", "").split(".")[0]
     return f"{stamp}Z-{hostname()}-{secrets.token_hex(3)}"
@@ -264,7 +297,10 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
     inventory: dict[int, dict[str, Any]] = {}
     failed: dict[int, str] = {}
 
+    log = RunLog(run_dir / RUN_LOG)
+
     def handle(kind: str, data: dict[str, Any]) -> None:
+        log.event(kind, data)
         if kind == "device":
             inventory[data["device"]] = {**data["info"], "power_reader": data.get("power")}
             writer.update(inventory=[inventory[i] for i in sorted(inventory)])
@@ -300,6 +336,8 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
     aggregates = node_aggregates(measurements, plan.outlier_tolerance) + scope_aggregates(measurements, monitor.results)
     if failed and status == "complete":
         status = "failed"
+    log.event("finished", {"status": status, "failed_devices": failed})
+    log.close()  # before the file index: the log is part of the record
     writer.finish(status, finished_at=utc_now(), aggregates=aggregates, failed_devices=failed)
     return RunOutcome(run_dir, status, measurements, aggregates, failed)
 
