@@ -8,6 +8,11 @@ implements the same rule on the same file (it cannot import this torch-side pack
 checks the two agree on every name they are tested with.
 
 An unknown model or dtype gives None: the caller says "no datasheet peak", never 0 %.
+
+Chip, die and card: each entry states ``per`` (what its figures are for) and ``dies_per_card``
+(how many torch devices one card shows up as). :func:`lookup` answers per measured DEVICE (what
+`bench run` measures) and carries the per-card figure alongside, so a two-die part is compared
+per die and never credited a card's figure per die.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 PEAK_KINDS = ("datasheet", "press", "community", "measured")
+PEAK_UNITS = ("card", "die", "chip")  # die and chip: one of a card's ``dies_per_card`` devices
 SCHEMA = "icb-peaks/2"
 
 
@@ -33,6 +39,17 @@ class Peak:
     model_key: str
     dtype: str = ""
     note: str = ""
+    per: str = "card"  # what ``tflops`` is for: "card", or "die" for one of dies_per_card devices
+    dies_per_card: int = 1
+    card_tflops: float = 0.0  # the same figure per card (tflops × dies_per_card for a die)
+
+
+def per_device(entry: dict[str, Any], value: float) -> tuple[float, float]:
+    """(per measured device, per card) for a figure of ``entry`` stated per ``entry['per']``."""
+    dies = int(entry.get("dies_per_card", 1))
+    if entry.get("per", "card") == "card":
+        return value / dies, value
+    return value, value * dies
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,6 +73,11 @@ def load_table() -> dict[str, dict[str, Any]]:
         for dtype, value in entry.get("tflops", {}).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"peaks.yaml: {key}.{dtype}: peak must be a positive number")
+        if entry.get("per", "card") not in PEAK_UNITS:
+            raise ValueError(f"peaks.yaml: {key}.per: {entry.get('per')!r}, expected one of {PEAK_UNITS}")
+        dies = entry.get("dies_per_card", 1)
+        if isinstance(dies, bool) or not isinstance(dies, int) or dies < 1:
+            raise ValueError(f"peaks.yaml: {key}.dies_per_card: {dies!r}, expected a whole number >= 1")
         if key in models:
             raise ValueError(f"peaks.yaml: key {key} twice")
         models[key] = {**entry, "_patterns": [re.compile(a) for a in entry.get("aliases", [])]}
@@ -68,17 +90,37 @@ def normalise(name: str) -> str:
     return re.sub(sep, " ", unicodedata.normalize("NFKC", str(name)).strip().lower())
 
 
-def match_model(model: str) -> str | None:
-    """The table key for a model key or driver-reported name; None if unknown or ambiguous."""
+@dataclass(frozen=True)
+class Resolution:
+    """How a name resolves: its normalised form, every entry that matched, the key (or None) and why."""
+
+    name: str
+    normalised: str
+    hits: tuple[str, ...]
+    key: str | None
+    why: str
+
+
+def resolve(model: str) -> Resolution:
+    """The table's matching rule, with its reasons (``bench peaks --model``)."""
     models = load_table()
     name = normalise(model)
     if not name:
-        return None
+        return Resolution(model, name, (), None, "empty name")
     for key in models:
         if normalise(key) == name:
-            return key
-    hits = {key for key, entry in models.items() if any(p.search(name) for p in entry["_patterns"])}
-    return hits.pop() if len(hits) == 1 else None  # two matches: do not guess
+            return Resolution(model, name, (key,), key, "the name is an entry's key")
+    hits = tuple(sorted(key for key, entry in models.items() if any(p.search(name) for p in entry["_patterns"])))
+    if len(hits) == 1:
+        return Resolution(model, name, hits, hits[0], f"one entry's alias is found in {name!r}")
+    if hits:  # two matches: do not guess
+        return Resolution(model, name, hits, None, f"ambiguous: {len(hits)} entries match ({', '.join(hits)}); no guess")
+    return Resolution(model, name, (), None, f"no entry's alias is found in {name!r}")
+
+
+def match_model(model: str) -> str | None:
+    """The table key for a model key or driver-reported name; None if unknown or ambiguous."""
+    return resolve(model).key
 
 
 def lookup(model: str, dtype: str) -> Peak | None:
@@ -93,11 +135,15 @@ def lookup(model: str, dtype: str) -> Peak | None:
     value = entry.get("tflops", {}).get(peak_key)
     if value is None:
         return None
+    device_tflops, card_tflops = per_device(entry, float(value))
     return Peak(
-        tflops=float(value),
+        tflops=device_tflops,
         source=" ".join(str(entry["source"]).split()),
         kind=str(entry["kind"]),
         model_key=key,
         dtype=dtype,
         note=" ".join(str(entry.get("note", "")).split()),
+        per="card" if entry.get("dies_per_card", 1) == 1 else "die",
+        dies_per_card=int(entry.get("dies_per_card", 1)),
+        card_tflops=card_tflops,
     )

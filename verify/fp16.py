@@ -6,6 +6,13 @@
 * *Measured* 实测算力 = Σ over models of mean per-device throughput (failed devices as zero) ×
   declared count, with the t interval of :mod:`.extrapolate`. A model may count towards
   confirming only when the rule is met and its interval exists (two or more devices, or all).
+
+Cards and devices: declared counts are CARDS, samples are the DEVICES a backend enumerates. For a
+model whose card shows up as ``dies_per_card`` devices (the datasheet entry says), the sampling
+rule counts devices (cards × dies), each device is compared with the per-die peak (card peak ÷
+dies), and the statistics are reported per card (device figures × dies), so measured = mean per
+card × cards and nominal = card peak × cards: 200 dies of 100 two-die cards are "all measured",
+nominal 100 × card peak (never 200 × card peak, never 100 × die peak).
 """
 
 from __future__ import annotations
@@ -50,32 +57,35 @@ def model_figure(it: ResolvedItem, samples: Sequence[DeviceSample], rule: Fp16Ru
             domestic = flags.pop()
     ceiling = it.datasheet.ceiling_tflops if it.datasheet else None
     above = it.declared_tflops is not None and ceiling is not None and it.declared_tflops > ceiling
+    dies = it.dies_per_card
     mf = ModelFigure(
         model=it.model, key=it.key, count=it.count, declared_tflops=it.declared_tflops,
         datasheet_tflops=ds, datasheet_source=ds_src, datasheet_kind=ds_kind, domestic=domestic,
-        above_datasheet=bool(above), required=devices_required(it.count, rule.level, rule.rules),
+        above_datasheet=bool(above), required=devices_required(it.devices, rule.level, rule.rules),
     )
     mf.sampled = len(samples)
     mf.rule_met = mf.sampled >= mf.required and mf.sampled > 0
-    shortfall = f"{mf.sampled} of {it.count} {it.model} measured; the rule asks for {mf.required} (level {rule.level})"
+    shortfall = (f"{mf.sampled} of {_population(it)} measured; the rule asks for {mf.required} "
+                 f"(level {rule.level})")
     if not samples:
         mf.reason = mf.measured_reason = shortfall
         return mf
     good = sorted(s.tflops for s in samples if s.valid)
     mf.invalid = mf.sampled - len(good)
-    if ds:
-        mf.below_efficiency = sum(1 for v in good if v < float(rule.min_efficiency) * ds)
-    if good:
-        mf.median_tflops = quantile(good, 0.5)
-        mf.q1_tflops, mf.q3_tflops = quantile(good, 0.25), quantile(good, 0.75)
-        mf.min_tflops, mf.max_tflops = good[0], good[-1]
-    mi = mean_interval([s.tflops for s in samples], it.count)
-    mf.mean_tflops, mf.stdev_tflops, mf.interval = mi.mean, mi.stdev, mi.method
-    mf.ci_low_tflops, mf.ci_high_tflops = mi.low, mi.high
+    if ds:  # each device against the peak of what it is (a die: the card's figure ÷ dies)
+        mf.below_efficiency = sum(1 for v in good if v < float(rule.min_efficiency) * ds / dies)
+    if good:  # per card: a device's figure × dies (one die stands for 1/dies of a card)
+        mf.median_tflops = quantile(good, 0.5) * dies
+        mf.q1_tflops, mf.q3_tflops = quantile(good, 0.25) * dies, quantile(good, 0.75) * dies
+        mf.min_tflops, mf.max_tflops = good[0] * dies, good[-1] * dies
+    mi = mean_interval([s.tflops for s in samples], it.devices)  # the population is the devices
+    mf.mean_tflops, mf.interval = _per_card(mi.mean, dies), mi.method
+    mf.stdev_tflops = _per_card(mi.stdev, dies)
+    mf.ci_low_tflops, mf.ci_high_tflops = _per_card(mi.low, dies), _per_card(mi.high, dies)
     if not mf.rule_met:
         mf.measured_reason = shortfall
     elif mi.method == "single":
-        mf.measured_reason = f"1 of {it.count} {it.model} measured: no device-to-device spread, so no interval"
+        mf.measured_reason = f"1 of {_population(it)} measured: no device-to-device spread, so no interval"
 
     why = []
     if ds is None:
@@ -91,6 +101,18 @@ def model_figure(it: ResolvedItem, samples: Sequence[DeviceSample], rule: Fp16Ru
     else:
         mf.credited = True
     return mf
+
+
+def _per_card(per_device: float | None, dies: int) -> float | None:
+    """A per-device statistic as the per-card figure it stands for."""
+    return None if per_device is None else per_device * dies
+
+
+def _population(it: ResolvedItem) -> str:
+    """The line's devices in words, with cards × dies where a card shows up as several devices."""
+    if it.dies_per_card == 1:
+        return f"{it.count} {it.model}"
+    return f"{it.devices} {it.model} devices ({it.count} cards × {it.dies_per_card} dies)"
 
 
 def nominal_pflops_exact(models: Sequence[ModelFigure]) -> Fraction:

@@ -32,8 +32,19 @@ class ResolvedItem:
     domestic: bool
     domestic_source: str  # "declared", "datasheet" or "assumed"
 
+    @property
+    def dies_per_card(self) -> int:
+        """Torch devices one declared card shows up as (the datasheet entry's; 1 without one)."""
+        return self.datasheet.dies_per_card if self.datasheet else 1
+
+    @property
+    def devices(self) -> int:
+        """The declared cards as the devices a backend enumerates: count × dies_per_card."""
+        return self.count * self.dies_per_card
+
     def per_device_tflops(self, basis: Basis) -> Fraction | None:
-        """Dense FP16 TFLOPS per device: declared first (``declared``) or datasheet first (``datasheet``)."""
+        """Dense FP16 TFLOPS per declared device, i.e. per CARD (the declaration's unit; the table's
+        figure is per card too): declared first (``declared``) or datasheet first (``datasheet``)."""
         ds = self.datasheet.fp16_tflops if self.datasheet else None
         first, second = (self.declared_tflops, ds) if basis == "declared" else (ds, self.declared_tflops)
         return first if first is not None else second

@@ -323,7 +323,15 @@ class PeakEntry(_Strict):
     kind: str
     source: str
     aliases: list[str]
+    #: torch devices one card shows up as; fp16_tflops/upper_tflops are always PER CARD here
+    #: (load_peaks multiplies a ``per: die`` figure by this), the declaration's unit
+    dies_per_card: int = Field(default=1, ge=1)
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @property
+    def device_fp16_tflops(self) -> Fraction:
+        """Dense FP16 per measured device (a die when one card shows up as several)."""
+        return self.fp16_tflops / self.dies_per_card
 
     @field_validator("fp16_tflops", "upper_tflops", mode="before")
     @classmethod
@@ -384,6 +392,19 @@ def peaks_path() -> Path:
     return Path(locations[0]) / "peaks.yaml"
 
 
+def _per_card(m: dict[str, Any]) -> dict[str, Any]:
+    """A table entry's FP16 figures per card: a ``per: die``/``chip`` figure × ``dies_per_card``."""
+    per = m.get("per", "card")
+    if per not in ("card", "die", "chip"):
+        raise RulesError(f"peaks {m.get('key')}.per: {per!r}, expected card, die or chip")
+    scale = 1 if per == "card" else m.get("dies_per_card", 1)
+    fp16, upper = (m.get("tflops") or {}).get("fp16"), m.get("upper_tflops")
+    if scale != 1 and isinstance(scale, int) and not isinstance(scale, bool):
+        fp16 = units.parse_number(fp16) * scale
+        upper = None if upper is None else units.parse_number(upper) * scale
+    return {"fp16_tflops": fp16, "upper_tflops": upper}
+
+
 @lru_cache(maxsize=None)
 def load_peaks(path: str | None = None) -> PeakTable:
     """The datasheet-peak table (:func:`peaks_path` unless ``path`` names another), FP16 entries."""
@@ -392,10 +413,9 @@ def load_peaks(path: str | None = None) -> PeakTable:
     if not isinstance(raw, dict) or raw.get("schema") != "icb-peaks/2" or not isinstance(raw.get("models"), list):
         raise RulesError(f"{p}: expected schema icb-peaks/2 with a `models` list")
     separators = str((raw.get("match") or {}).get("separators") or _SEPARATORS)
-    keep = ("key", "name", "vendor", "domestic", "upper_tflops", "kind", "source", "aliases")
+    keep = ("key", "name", "vendor", "domestic", "upper_tflops", "kind", "source", "aliases", "dies_per_card")
     try:
-        entries = [PeakEntry.model_validate({**{k: m[k] for k in keep if k in m},
-                                             "fp16_tflops": (m.get("tflops") or {}).get("fp16")})
+        entries = [PeakEntry.model_validate({**{k: m[k] for k in keep if k in m}, **_per_card(m)})
                    for m in raw["models"] if isinstance(m, dict) and (m.get("tflops") or {}).get("fp16") is not None]
     except (ValidationError, TypeError, units.UnitError) as exc:
         raise RulesError(f"{p}: {exc}") from exc

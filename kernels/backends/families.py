@@ -65,9 +65,10 @@ class DieLayout:
 DIE_LAYOUTS: tuple[DieLayout, ...] = (
     DieLayout(r"\bMI250X?\b", "die", 2,
               "AMD Instinct MI250/MI250X: two GCDs per OAM module, each its own ROCm device (AMD CDNA2 docs)"),
-    DieLayout(r"Ascend\s*910_?93", "die", 2,
-              "Ascend 910_93 (Atlas A3): two chips per NPU, npu-smi lists Chip 0 and 1 under one NPU ID "
-              "and torch_npu counts each (Huawei npu-smi / Atlas A3 docs)"),
+    DieLayout(r"Ascend\s*910(?:_?93|C\b)", "die", 2,
+              "Ascend 910_93 (Atlas A3, sold as 910C): two chips per NPU, npu-smi lists Chip 0 and 1 under "
+              "one NPU ID and torch_npu counts each (Huawei npu-smi / Atlas A3 docs); the peak table's "
+              "ascend-910c entry states dies_per_card 2 to match"),
 )
 #: what a model without an entry is taken to be
 DEFAULT_LAYOUT = DieLayout("", "card", 1, "assumed: one device per card (no per-model entry)")
