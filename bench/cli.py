@@ -351,6 +351,7 @@ _register_subcommands()
 from .cli_sample import register as _reg_sample; _reg_sample(app)  # noqa: E402,E702
 from .cli_report import register as _reg_report; _reg_report(app)  # noqa: E402,E702
 from .cli_trust import register as _reg_trust; _reg_trust(app)  # noqa: E402,E702
+from .cli_peaks import register as _reg_peaks; _reg_peaks(app)  # noqa: E402,E702
 
 
 def main() -> None:
