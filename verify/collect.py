@@ -153,12 +153,14 @@ class _Collector:
         return self.key_of[model]
 
     def datasheet(self, model: str) -> _Datasheet:
-        """The table's entry for a model name, with its figures as floats (computed once per name)."""
+        """The table's entry for a model name, with its figures per measured device as floats
+        (computed once per name)."""
         got = self.sheets.get(model)
         if got is None:
             e = self.peaks.match(model)
-            got = self.sheets[model] = _Datasheet(e, float(e.fp16_tflops) if e else None,
-                                                  float(e.ceiling_tflops) if e else None)
+            # per measured device: a card that shows up as several dies is measured die by die
+            got = self.sheets[model] = _Datasheet(e, float(e.device_fp16_tflops) if e else None,
+                                                  float(e.ceiling_tflops / e.dies_per_card) if e else None)
         return got
 
     # ---------------------------------------------------------------- records

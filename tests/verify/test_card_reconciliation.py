@@ -7,11 +7,13 @@ from fractions import Fraction
 
 import pytest
 
-from icb_bench.verify.collect import DeviceSample
+from icb_bench.verify.collect import DeviceSample, collect, load_records
 from icb_bench.verify.fp16 import Fp16Rule, model_figure, nominal_pflops_exact
 from icb_bench.verify.inventory import ResolvedItem
 from icb_bench.verify.rules import load_peaks
 from icb_bench.verify.sampling import load_sampling_rules
+
+from .conftest import measurement, write_run
 
 DUAL = "Ascend910_9392"  # the driver's name for one die of a two-die Atlas A3 / 910C card
 
@@ -83,3 +85,12 @@ def test_a_per_die_figure_is_turned_into_a_card_figure(tmp_path):
                  "     dies_per_card: 2, upper_tflops: 60, aliases: ['\\bx2\\b'], tflops: {fp16: 50}}\n", encoding="utf-8")
     e = load_peaks(str(p)).match("X2")
     assert e.fp16_tflops == 100 and e.device_fp16_tflops == 50 and e.ceiling_tflops == 120
+
+
+def test_a_die_above_its_own_ceiling_is_caught_though_below_the_cards(tmp_path):
+    """A die's figure is checked against the die's ceiling: 700 TFLOPS is credible for the card
+    (800) but not for one die (400), and counts as a failed device."""
+    write_run(tmp_path / "r", [measurement("n", 0, DUAL, 700.0), measurement("n", 1, DUAL, 300.0)])
+    got = collect(load_records([tmp_path]), load_peaks())
+    assert any("700 TFLOPS is above the datasheet dense FP16 ceiling 400" in x for x in got.excluded), got.excluded
+    assert not any("300 TFLOPS" in x for x in got.excluded)
