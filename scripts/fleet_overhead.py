@@ -2,12 +2,13 @@
 
     python scripts/fleet_overhead.py [--rounds 3] [--duration 10] [--shape 512x512x512]
 
-Two "nodes" (CPU backend, one device each) run the same plan in each round, alternating:
-**A** as one job (two torchrun agents: process group, store, heartbeats, shards shipped to rank 0)
-and **B** as two independent `bench run` processes started at the same moment (the same CPU
-contention, no coordination). Printed: each round's median TFLOPS per node and the ratio A/B of
-the medians over all rounds (1.0 = no overhead). Loopback only; in a network namespace where one
-can be made.
+Two "nodes" (CPU backend, one device each), each pinned to a core of its own (`taskset`), run the
+same plan in each round, alternating: **A** as one job (two torchrun agents: process group, store,
+heartbeats, rank 0's coordinator thread, shards shipped to rank 0) and **B** as two independent
+`bench run` processes on the same two cores (no coordination; pinned, they do not contend, so
+their phases need not line up). Printed: each round's GFLOPS per node and the ratio A/B of the
+medians over all rounds (1.0 = no overhead). Loopback only; in a network namespace where one can
+be made.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ def tflops(run_dir: Path) -> list[float]:
     return [m["tflops"] for m in record.load_run(run_dir).measurements if m.get("tflops")]
 
 
+PIN = {0: ["taskset", "-c", "0"], 1: ["taskset", "-c", "1"]}
+
+
 def job_round(tmp: Path, args: list[str], prefix: list[str]) -> list[float]:
-    nodes = start_job(tmp, 2, args, prefix=prefix)
+    nodes = start_job(tmp, 2, args, prefix=prefix, node_prefix=PIN)
     codes = [n.wait(600) for n in nodes]
     if any(codes):
         raise SystemExit(f"job failed: {[n.stderr()[-500:] for n in nodes]}")
@@ -41,7 +45,7 @@ def job_round(tmp: Path, args: list[str], prefix: list[str]) -> list[float]:
 
 def solo_round(tmp: Path, args: list[str]) -> list[float]:
     bench = str(Path(sys.executable).parent / "bench")
-    procs = [subprocess.Popen([bench, "run", *args, "--out", str(tmp / f"solo{i}")], stdout=subprocess.DEVNULL,
+    procs = [subprocess.Popen([*PIN[i], bench, "run", *args, "--out", str(tmp / f"solo{i}")], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, env=env()) for i in range(2)]
     out = []
     for i, p in enumerate(procs):

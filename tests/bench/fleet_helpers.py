@@ -88,7 +88,8 @@ def loopback_netns() -> Iterator[list[str]]:
 
 
 def start_job(tmp: Path, n: int, bench_args: list[str], *, node_env: dict[int, dict[str, str]] | None = None,
-              port: int | None = None, prefix: list[str] | None = None) -> list[Node]:
+              port: int | None = None, prefix: list[str] | None = None,
+              node_prefix: dict[int, list[str]] | None = None) -> list[Node]:
     """``n`` torchrun agents (``--nnodes n --nproc-per-node 1``), each a node with its own --out,
     started under ``prefix`` (see :func:`loopback_netns`)."""
     port = port or free_port()
@@ -96,7 +97,7 @@ def start_job(tmp: Path, n: int, bench_args: list[str], *, node_env: dict[int, d
     for rank in range(n):
         name = f"n{rank}"
         out = tmp / f"out-{name}"
-        argv = [*(prefix or []), sys.executable, "-m", "torch.distributed.run", "--nnodes", str(n), "--nproc-per-node", "1",
+        argv = [*(prefix or []), *(node_prefix or {}).get(rank, []), sys.executable, "-m", "torch.distributed.run", "--nnodes", str(n), "--nproc-per-node", "1",
                 "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
                 "--no-python", str(Path(sys.executable).parent / "bench"), "run", *bench_args,
                 "--node-name", name, "--out", str(out)]
