@@ -44,7 +44,7 @@ MAX_SKEW_S = 0.8
 #: after rank 0 finished, how long a live node may send nothing before it counts as missing (at least)
 END_STALL_MIN_S = 600.0
 #: top-level names a shipped file may have inside a node's shard
-SHARD_ENTRIES = ("manifest.json", "measurements", "traces")
+SHARD_ENTRIES = ("manifest.json", "measurements", "traces", "run.log")
 
 
 class FleetError(Exception):
