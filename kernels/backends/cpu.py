@@ -13,26 +13,27 @@ import time
 from typing import Any
 
 from ..errors import BackendUnavailable
-from .base import Backend, DeviceInfo, Timer
+from .base import DOMESTIC_VENDORS, Backend, DeviceInfo, Timer
 
 #: environment variable naming how many logical CPU devices to present
 CPU_DEVICES_ENV = "ICB_BENCH_CPU_DEVICES"
 
-#: /proc/cpuinfo ``vendor_id`` -> (vendor, domestic)
-X86_VENDORS: dict[str, tuple[str, bool]] = {
-    "GenuineIntel": ("intel", False),
-    "AuthenticAMD": ("amd", False),
-    "HygonGenuine": ("hygon", True),
-    "CentaurHauls": ("zhaoxin", True),
-    "Shanghai": ("zhaoxin", True),  # "  Shanghai  " with the padding stripped
+#: /proc/cpuinfo ``vendor_id`` -> vendor key (whether a vendor is domestic is decided in one place:
+#: ``base.DOMESTIC_VENDORS``, through ``DeviceInfo.domestic``)
+X86_VENDORS: dict[str, str] = {
+    "GenuineIntel": "intel",
+    "AuthenticAMD": "amd",
+    "HygonGenuine": "hygon",
+    "CentaurHauls": "zhaoxin",
+    "Shanghai": "zhaoxin",  # "  Shanghai  " with the padding stripped
 }
 
-#: /proc/cpuinfo ``CPU implementer`` (Arm) -> (vendor, domestic)
-ARM_IMPLEMENTERS: dict[str, tuple[str, bool]] = {
-    "0x48": ("huawei", True),  # HiSilicon Kunpeng
-    "0x70": ("phytium", True),
-    "0x41": ("arm", False),
-    "0xc0": ("ampere", False),
+#: /proc/cpuinfo ``CPU implementer`` (Arm) -> vendor key
+ARM_IMPLEMENTERS: dict[str, str] = {
+    "0x48": "huawei",  # HiSilicon Kunpeng
+    "0x70": "phytium",
+    "0x41": "arm",
+    "0xc0": "ampere",
 }
 
 
@@ -104,11 +105,13 @@ def cpu_vendor_model(cpuinfo: dict[str, str]) -> tuple[str, bool, str]:
     model = cpuinfo.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
     vendor_id = cpuinfo.get("vendor_id")
     if vendor_id is not None:
-        vendor, domestic = X86_VENDORS.get(vendor_id, (vendor_id.strip().lower() or "unknown", False))
+        vendor = X86_VENDORS.get(vendor_id, vendor_id.strip().lower() or "unknown")
+        domestic = vendor in DOMESTIC_VENDORS
         return vendor, domestic, model
     implementer = cpuinfo.get("CPU implementer", "").lower()
     if implementer:
-        vendor, domestic = ARM_IMPLEMENTERS.get(implementer, (f"arm-implementer-{implementer}", False))
+        vendor = ARM_IMPLEMENTERS.get(implementer, f"arm-implementer-{implementer}")
+        domestic = vendor in DOMESTIC_VENDORS
         if "model name" not in cpuinfo:
             model = f"{vendor} Arm CPU (implementer {implementer}, part {cpuinfo.get('CPU part', '?')})"
         return vendor, domestic, model
@@ -173,7 +176,7 @@ class CpuBackend(Backend):
 
         self._check_index(index)
         info = _read_cpuinfo()
-        vendor, domestic, model = cpu_vendor_model(info)
+        vendor, _domestic, model = cpu_vendor_model(info)
         count = self.device_count()
         threads = host_threads()
         return DeviceInfo(
@@ -184,8 +187,7 @@ class CpuBackend(Backend):
             memory_total_bytes=self.memory_info(index)[1],
             runtime_version=torch.__version__,
             compute_units=max(1, threads // count),
-            extra={
-                "domestic": domestic,
+            extra={  # no "domestic" of its own: DeviceInfo.domestic decides from the vendor
                 "host_threads": threads,
                 "logical_devices": count,
                 "torch_threads": torch.get_num_threads(),

@@ -208,3 +208,14 @@ def test_device_info_domestic_from_backend_or_vendor_table() -> None:
     assert DeviceInfo(0, "x", "H100", "nvidia").domestic is False
     assert DeviceInfo(0, "x", "K100_AI", "amd", extra={"domestic": True}).domestic is True  # the backend's word wins
     assert DeviceInfo(0, "x", "Ascend910B3", "huawei", extra={"domestic": False}).domestic is False
+
+
+def test_cpu_domestic_is_decided_by_the_one_vendor_table(monkeypatch):
+    """The CPU backend names the vendor only; DeviceInfo.domestic decides from DOMESTIC_VENDORS."""
+    from icb_bench.kernels.backends.base import DOMESTIC_VENDORS
+
+    for vendor_id, vendor in (("HygonGenuine", "hygon"), ("GenuineIntel", "intel")):
+        monkeypatch.setattr(cpu_mod, "_read_cpuinfo", lambda *a, _v=vendor_id: {"vendor_id": _v, "model name": "x"})
+        info = CpuBackend().device_info(0)
+        assert info.vendor == vendor and "domestic" not in info.extra
+        assert info.domestic is (vendor in DOMESTIC_VENDORS)
