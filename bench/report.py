@@ -30,6 +30,15 @@ def _scaled(tflops: Any, factor: float) -> str:
     return _f(None if tflops is None else tflops * factor, "{:.2f}")
 
 
+def _inputs_text(plan: dict[str, Any]) -> str:
+    """Where the inputs came from: the challenge nonce (the assessor's, or drawn by the harness), or a seed."""
+    ch = (plan.get("extra") or {}).get("challenge") if isinstance(plan.get("extra"), dict) else None
+    if isinstance(ch, dict) and ch.get("mode") == "challenge" and ch.get("nonce"):
+        who = "assessor" if ch.get("source") == "assessor" else ch.get("source") or "?"
+        return f"challenge: {str(ch['nonce'])[:16]}… ({who})"
+    return f"seed: {plan.get('seed')}"
+
+
 def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
     import sys
 
@@ -38,7 +47,7 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
     plan = payload.get("plan") or {}
     console.print(f"[bold]run[/] {payload['run_id']}  [dim]{payload['run_dir']}[/]  status: {payload['status']}  "
                   f"profile: {plan.get('profile')}  core phase (planned): {_f(plan.get('duration_s'))} s per dtype  "
-                  f"seed: {plan.get('seed')}",
+                  f"{_inputs_text(plan)}",
                   highlight=False)
     warnings: list[str] = []
     ms = payload["measurements"]
