@@ -114,6 +114,12 @@ def verify_cmd(
     sample_plan: Optional[Path] = typer.Option(
         None, "--sample-plan", metavar="PLAN.json", help="`bench sample` plan: only the racks it drew count, and all must be measured."
     ),
+    allow_unsigned: bool = typer.Option(
+        False, "--allow-unsigned", help="Accept records without a signature (`bench run --sign KEY`); their file digests are still checked."
+    ),
+    trusted_key: Optional[List[str]] = typer.Option(
+        None, "--trusted-key", metavar="sha256:…", help="Accept only signatures by this key (repeatable; `bench keygen` prints the fingerprint)."
+    ),
 ) -> None:
     """Score with measured figures from `bench run` records and check each declared claim.
 
@@ -132,6 +138,7 @@ def verify_cmd(
         _fail(f"results: {exc}")
     except (OSError, ValueError, TypeError, AttributeError) as exc:  # a manifest that is JSON but not a record
         _fail(f"results: unreadable record ({type(exc).__name__}: {exc})")
+    signatures = _check_signatures(records, allow_unsigned, trusted_key)
     try:
         v = verify(
             decl,
@@ -147,8 +154,29 @@ def verify_cmd(
         )
     except LevelError as exc:  # a --level the rules do not know, or one the plan was not drawn at
         _fail(f"--level: {exc}")
+    v.notes[:0] = signatures
     _emit(render(v, fmt.value, lang.value), out)
     raise typer.Exit(0 if v.all_confirmed else 1)
+
+
+def _check_signatures(records: list, allow_unsigned: bool, trusted: Optional[List[str]]) -> list[str]:
+    """Every record's file digests and signature (`bench.sign`): a record edited since the run, or
+    (without --allow-unsigned) an unsigned one, is refused; returns who signed each, for the report."""
+    from icb_bench.bench.sign import check_record_integrity
+
+    out = []
+    for rec in records:
+        rep = check_record_integrity(rec.path, require_signature=not allow_unsigned, trusted=trusted or None)
+        if not rep.ok:
+            hint = "; pass --allow-unsigned to accept unsigned records" if not rep.signed and not allow_unsigned else ""
+            _fail(f"results: {rec.path}: {rep.first_problem}{hint}")
+        if rep.signed:
+            out.append(f"{rec.run_id}: signed by {rep.signer} (key {rep.key_fingerprint}); signature and "
+                       f"{rep.files_checked} file digest(s) hold")
+        else:
+            out.append(f"{rec.run_id}: unsigned, accepted with --allow-unsigned"
+                       + ("; file digests hold" if rep.closed else "; not closed, no file index to check"))
+    return out
 
 
 def _load_plan(path: Path):

@@ -126,7 +126,7 @@ def _plan(tmp_path, racks, level=1):
 
 def test_verify_all_confirmed_exit_0_json(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", decl, tmp_path / "runs", "--format", "json")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--format", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert {c["id"]: c["status"] for c in doc["claims"]} == {"A2.7": "CONFIRMED", "A2.14": "CONFIRMED", "A1.7": "CONFIRMED"}
@@ -137,14 +137,14 @@ def test_verify_all_confirmed_exit_0_json(app, tmp_path):
 
 def test_verify_table_vocabulary(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", decl, tmp_path / "runs")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs")
     for word in ("标称算力", "实测算力", "算力达成率", "理论算效", "实测算效", "FP16", "已确认"):
         assert word in r.output, word
 
 
 def test_verify_measured_basis_not_confirmed_exit_1(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", decl, tmp_path / "runs", "--basis", "measured", "--format", "junit")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--basis", "measured", "--format", "junit")
     assert r.exit_code == 1
     root = ET.fromstring(r.stdout.split("?>", 1)[1])
     claims = next(s for s in root.iter("testsuite") if s.get("name") == "claims")
@@ -153,20 +153,20 @@ def test_verify_measured_basis_not_confirmed_exit_1(app, tmp_path):
 
 
 def test_verify_bad_results_exit_2(app, tmp_path):
-    r = _run(app, "verify", EXAMPLE_COPY, tmp_path / "nothing-here")
+    r = _run(app, "verify", "--allow-unsigned", EXAMPLE_COPY, tmp_path / "nothing-here")
     assert r.exit_code == 2 and "results:" in r.output and "Traceback" not in r.output
 
 
 @pytest.mark.parametrize("opt", [["--tolerance", "1.5"], ["--basis", "declared"], ["--min-efficiency", "-1"]])
 def test_verify_bad_options_exit_2(app, tmp_path, opt):
     decl = _records(tmp_path)
-    r = _run(app, "verify", decl, tmp_path / "runs", *opt)
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", *opt)
     assert r.exit_code == 2
 
 
 def test_verify_level_option(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", decl, tmp_path / "runs", "--level", "3", "--format", "json")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--level", "3", "--format", "json")
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     h = next(m for m in doc["fp16"]["models"] if m["key"] == "h100-sxm")
@@ -177,11 +177,11 @@ def test_verify_level_option(app, tmp_path):
 
 def test_verify_sample_plan_option(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2"]), "--format", "json")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2"]), "--format", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["sample_plan"]["racks"] == ["R1", "R2"] and doc["sample_plan"]["not_measured"] == []
-    r = _run(app, "verify", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2", "R9"]),
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2", "R9"]),
              "--format", "junit", "--lang", "en")
     assert r.exit_code == 1 and "drawn rack(s) not measured: R9" in r.stdout
 
@@ -197,7 +197,7 @@ def test_verify_bad_plan_or_level_exit_2(app, tmp_path, args, words):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"schema": "other", "racks": ["R1"]}), encoding="utf-8")
     subst = {"PLAN_BAD": bad, "PLAN_L2": _plan(tmp_path, ["R1", "R2"], level=2)}
-    r = _run(app, "verify", decl, tmp_path / "runs", *[subst.get(a, a) for a in args])
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", *[subst.get(a, a) for a in args])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert all(w in r.output for w in words), r.output
 

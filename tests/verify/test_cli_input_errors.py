@@ -43,7 +43,7 @@ def test_score_directory_as_declaration(app, tmp_path) -> None:
 
 def test_verify_missing_results_is_one_line(app, tmp_path) -> None:
     missing = tmp_path / "no-results"
-    line = _error_line(runner.invoke(app, ["verify", str(EXAMPLE_COPY), str(missing)]))
+    line = _error_line(runner.invoke(app, ["verify", "--allow-unsigned", str(EXAMPLE_COPY), str(missing)]))
     assert line.startswith("error: results: ") and str(missing) in line
 
 

@@ -51,20 +51,20 @@ def _site(tmp_path, racks=(130.0, 125.0, 128.0), h100_kw=None, ascend_kw=None):
 def test_smoke_runs_only_are_not_certified_and_not_measured(tmp_path):
     """The example declaration with only smoke runs printed `达标认定 Certified 是 yes` and `0 PFLOPS ◀`."""
     write_run(tmp_path / "r", [measurement("vm", 0, "AMD EPYC", 0.5, grade="smoke", peak=None)])
-    res = runner.invoke(_app, ["verify", str(EXAMPLE_COPY), str(tmp_path / "r")])
+    res = runner.invoke(_app, ["verify", "--allow-unsigned", str(EXAMPLE_COPY), str(tmp_path / "r")])
     assert res.exit_code == 1
     first = res.stdout.strip().splitlines()[0]
     assert first.startswith("核验结论 Verdict: 无法判定 INCONCLUSIVE")
     assert "达标认定 Certified 是 yes" not in res.stdout and "是 yes" not in res.stdout.split("达标认定 Certified")[-1]
     assert "未核实 not verified：A1.7、A2.7 无法判定 inconclusive" in res.stdout
     assert " 0 PFLOPS" not in res.stdout and "◀" not in res.stdout and "未实测 not measured" in res.stdout
-    en = runner.invoke(_app, ["verify", str(EXAMPLE_COPY), str(tmp_path / "r"), "--lang", "en"])
+    en = runner.invoke(_app, ["verify", "--allow-unsigned", str(EXAMPLE_COPY), str(tmp_path / "r"), "--lang", "en"])
     assert "not verified: A1.7, A2.7 inconclusive" in en.stdout and "not measured" in en.stdout
-    doc = json.loads(runner.invoke(_app, ["verify", str(EXAMPLE_COPY), str(tmp_path / "r"), "--format", "json"]).stdout)
+    doc = json.loads(runner.invoke(_app, ["verify", "--allow-unsigned", str(EXAMPLE_COPY), str(tmp_path / "r"), "--format", "json"]).stdout)
     assert doc["verdict"] == INCONCLUSIVE and doc["certified"] is False and doc["certified_name"] is None
     assert doc["certification"] == {"status": "not verified", "inconclusive": ["A1.7", "A2.7"],
                                     "text": "not verified: A1.7, A2.7 inconclusive", "scorecard_certified": True}
-    junit = runner.invoke(_app, ["verify", str(EXAMPLE_COPY), str(tmp_path / "r"), "--format", "junit"]).stdout
+    junit = runner.invoke(_app, ["verify", "--allow-unsigned", str(EXAMPLE_COPY), str(tmp_path / "r"), "--format", "junit"]).stdout
     assert 'name="verdict"' in junit and "not verified: A1.7, A2.7 inconclusive" in junit
 
 
