@@ -105,6 +105,29 @@ def check_shape_fits(shape: tuple[int, int, int], dtypes: tuple[str, ...], free_
                          f"the device has {free_bytes / 2**30:.1f} GiB free")
 
 
+#: free space an output directory needs before a run starts (a measurement with its trace is ~1 MiB)
+MIN_FREE_BYTES = 64 << 20
+
+
+def check_out_writable(run_dir: Path) -> None:
+    """Known before anything is measured: ``--out`` can be created and written, with room to spare
+    (a read-only or full disk would otherwise lose the run's first measurement)."""
+    import shutil
+    import tempfile
+
+    existing = next((p for p in [run_dir, *run_dir.resolve().parents] if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise UsageError(f"--out: {run_dir}: no existing directory above it to create it in")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".icb-bench-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out: {run_dir} is not writable ({exc.strerror or exc}); expected a directory this user can write") from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"--out: {run_dir} has {free / 2**20:.0f} MiB free; expected at least {MIN_FREE_BYTES >> 20} MiB")
+
+
 @app.command()
 def run(
     backend: Optional[str] = typer.Option(None, "--backend", help="cpu, cuda, npu, mlu, musa, xpu (default: detect)"),
@@ -179,6 +202,7 @@ def run(
             raise UsageError(f"--out: {run_dir} exists and is not a directory")
         if (run_dir / record.MANIFEST).exists():
             raise UsageError(f"--out: {run_dir} already holds a record; choose a new directory")
+        check_out_writable(run_dir)
         name = (backend or detect_backend()).lower()
         try:
             names = backend_names()

@@ -7,6 +7,7 @@ job; without one, `bench run` measures this node alone, as ever.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,11 @@ def detect() -> Any:
 
 
 def check_node_name(name: str | None) -> str | None:
+    from .fleet_job import NODE_NAME
+
     if name is None:
         return None
-    ok = name and len(name) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_.") for c in name) and name[0] != "."
-    if not ok:
+    if not NODE_NAME.fullmatch(name):
         raise FleetUsageError(f"--node-name: {name!r} is not a node name; expected 1-64 ASCII letters, digits, '-', '_' or '.'")
     return name
 
@@ -70,6 +72,8 @@ def run_fleet(launch: Any, plan: Any, out: Path | None, args: FleetArgs, on_even
     opts = FleetOptions(timeout_s=args.timeout_s, dead_after_s=args.dead_after_s, site=site, extra_monitor=monitor)
     try:
         res = run_node(job, plan, run_dir, on_event, opts, scope_readers=scope_readers)
+    except FleetError as exc:  # the store or a peer failed after the join: one line, not a traceback
+        raise FleetUsageError(str(exc)) from exc
     finally:
         job.close()
     return (run_dir if job.is_root else run_dir / "nodes" / job.node), res.exit_code, job.is_root
@@ -105,6 +109,11 @@ def merge_runs(out: Path, runs: list[Path]) -> dict[str, Any]:
             recs.append(record.load_run(p))
         except record.RecordError as exc:
             raise FleetUsageError(f"RUN: {exc}") from exc
+    from .fleet_job import NODE_NAME
+
+    for r in recs:  # a run id names a folder of OUT
+        if not NODE_NAME.fullmatch(r.run_id) and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}", r.run_id):
+            raise FleetUsageError(f"RUN: {r.path}: run id {r.run_id!r} is not a folder name; expected letters, digits, '-', '_', '.'")
     ids = [r.run_id for r in recs]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

@@ -43,8 +43,6 @@ HEARTBEAT_S = 1.0
 MAX_SKEW_S = 0.8
 #: after rank 0 finished, how long a live node may send nothing before it counts as missing (at least)
 END_STALL_MIN_S = 600.0
-#: top-level names a shipped file may have inside a node's shard
-SHARD_ENTRIES = ("manifest.json", "measurements", "traces", "run.log")
 
 
 class FleetError(Exception):
@@ -159,8 +157,9 @@ class FleetBarrier:
 class NodeLink:
     """A node's parent process in the job: heartbeat, lost devices, shipping its shard to rank 0."""
 
-    def __init__(self, address: StoreAddress, node: str, shard_dir: Path, ship: bool):
+    def __init__(self, address: StoreAddress, node: str, shard_dir: Path, ship: bool, barrier_timeout_s: float = 900.0):
         self.address = address
+        self.barrier_timeout_s = barrier_timeout_s  # the job's --fleet-timeout, whatever the runner asks
         self.node = node
         self.shard_dir = Path(shard_dir)
         self.ship_files = ship  # rank 0 writes its own shard in place: nothing to ship
@@ -187,7 +186,9 @@ class NodeLink:
             self._stop.wait(HEARTBEAT_S)
 
     def barrier(self, timeout_s: float) -> FleetBarrier:
-        return FleetBarrier(self.address, self.node, timeout_s)
+        """This node's side of the job's common starts; waits as long as the job's --fleet-timeout
+        (the coordinator's own bound), not the runner's default."""
+        return FleetBarrier(self.address, self.node, self.barrier_timeout_s)
 
     def device_lost(self, index: int) -> None:
         """A device of this node stopped (its worker died): it holds up no later barrier."""
@@ -248,10 +249,16 @@ class NodeLink:
 
 
 def _safe_rel(rel: str) -> bool:
-    """A shard-relative path that stays inside the shard (no absolute paths, no ``..``)."""
+    """A file of a shard, exactly as a node writes one: ``manifest.json``, ``run.log``, or
+    ``measurements/<name>`` / ``traces/<name>`` (no ``..``, no absolute path, no deeper folders)."""
+    if not isinstance(rel, str):
+        return False
     p = PurePosixPath(rel)
-    return (not p.is_absolute() and ".." not in p.parts and bool(p.parts) and p.parts[0] in SHARD_ENTRIES
-            and all(part and not part.startswith(".") for part in p.parts))
+    if p.is_absolute() or any(not part or part.startswith(".") or part == ".." for part in p.parts):
+        return False
+    if len(p.parts) == 1:
+        return p.parts[0] in ("manifest.json", "run.log")
+    return len(p.parts) == 2 and p.parts[0] in ("measurements", "traces")
 
 
 # ------------------------------------------------------------------------------- rank 0
@@ -340,9 +347,9 @@ class Coordinator:
                 if now - last_drain >= DRAIN_S:
                     self._drain(limit=256)
                     last_drain = now
-            except FleetError as exc:  # keep coordinating: a failed read is retried next loop
+            except Exception as exc:  # noqa: BLE001 - keep coordinating: a dead coordinator hangs the job
                 if len(self.errors) < 100:
-                    self.errors.append(str(exc))
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
             self._stop.wait(POLL_S)
 
     def _liveness(self) -> None:
@@ -352,6 +359,9 @@ class Coordinator:
                 continue
             if self._store.check(f"done/{n.name}"):
                 n.done = self._store.get_json(f"done/{n.name}")
+                # a node is done only after every common start it arrived at was released; one
+                # that stopped early (interrupted) arrives at no later one: none waits for it
+                self._count_lost(n)
                 continue
             if n.rank == 0:  # this very process: alive while it asks, however starved its heartbeat
                 continue
@@ -404,19 +414,29 @@ class Coordinator:
             n += 1
             try:
                 payload = json.loads(raw.decode("utf-8"))
-                node, rel, data = payload["node"], payload["path"], base64.b64decode(payload["b64"], validate=True)
-            except (ValueError, KeyError, TypeError) as exc:
-                self.rejected.append(f"unreadable shipped file ({exc})")
+                node, rel, data = str(payload["node"]), payload["path"], base64.b64decode(payload["b64"], validate=True)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self._reject(f"unreadable shipped file ({exc})")
                 continue
-            if node not in self.nodes or not _safe_rel(str(rel)):
-                self.rejected.append(f"{node!r}: {rel!r} is not a file of a known node's shard")
+            st = self.nodes.get(node)
+            # rank 0 writes its own shard in place: a file shipped under its name is someone else's
+            if st is None or st.rank == 0 or not _safe_rel(rel):
+                self._reject(f"{node!r}: {rel!r} is not a file of a known node's shard")
                 continue
             digest = hashlib.sha256(data).hexdigest()
             if digest != payload.get("sha256"):
-                self.rejected.append(f"{node}/{rel}: digest does not match its content")
+                self._reject(f"{node}/{rel}: digest does not match its content")
                 continue
-            self._write(node, rel, data, digest)
+            try:
+                self._write(node, rel, data, digest)
+            except OSError as exc:  # a full or failing disk on rank 0: said, and coordination goes on
+                self._reject(f"{node}/{rel}: not written on rank 0 ({exc})")
+                continue
             self.received[node] += 1
+
+    def _reject(self, why: str) -> None:
+        if len(self.rejected) < 1000:
+            self.rejected.append(why)
 
     def _write(self, node: str, rel: str, data: bytes, digest: str) -> None:
         # written (unless a shared filesystem has these bytes there already), digested and parsed

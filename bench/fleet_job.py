@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 
 from .fleet import FleetError, StoreAddress
 
+#: a node's name: it names a folder of the run on rank 0's disk
+NODE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 #: round trips per node for the clock offset (the one with the smallest delay is kept)
 CLOCK_ROUNDS = 8
 
@@ -159,6 +162,9 @@ def _unique_names(everyone: list[dict[str, Any]]) -> list[str]:
             if info["named"]:
                 raise FleetError(f"--node-name: {n!r} is given to {seen[n]} ranks; every node needs its own name")
             n = f"{n}-r{info['rank']}"
+        if not NODE_NAME.fullmatch(n):
+            raise FleetError(f"rank {info['rank']}: node name {n!r} is not one; expected 1-64 ASCII letters, digits, "
+                             "'-', '_' or '.' (not starting with '.'); give --node-name")
         out.append(n)
     return out
 

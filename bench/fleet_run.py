@@ -55,7 +55,7 @@ def run_node(job: FleetJob, plan: RunPlan, run_dir: Path, on_event: Callable[[st
     """Measure this node as part of ``job``; on rank 0 also coordinate and merge."""
     run_dir = Path(run_dir)
     shard = run_dir / NODES_DIR / job.node
-    link = NodeLink(job.address, job.node, shard, ship=not job.is_root).start()
+    link = NodeLink(job.address, job.node, shard, ship=not job.is_root, barrier_timeout_s=opts.timeout_s).start()
     coord = None
     monitor = opts.extra_monitor
     created = utc_now()
@@ -152,8 +152,11 @@ def write_fleet_manifest(run_dir: Path, job: FleetJob, plan: RunPlan, coord: Coo
                      "racks": [r.name for r in monitor.racks], "unknown_nodes": monitor.unknown_nodes}
     else:
         site_info = None
+    # one node interrupted (a pod evicted) is that node's loss, like a missing one: the run is
+    # "failed" with the node named, and every other node's measurements still count; only the
+    # whole job interrupted (rank 0 itself) makes the run "interrupted"
     status = "complete" if not missing and all(n["status"] == "complete" for n in nodes_out) else "failed"
-    if any(n["status"] == "interrupted" for n in nodes_out):
+    if next((n["status"] for n in nodes_out if n["rank"] == 0), None) == "interrupted":
         status = "interrupted"
     manifest = {
         "schema": record.SCHEMA, "kind": FLEET_KIND, "run_id": job.run_id, "status": status,

@@ -34,3 +34,12 @@ def test_quiet_run_prints_nothing_and_the_record_keeps_its_log(tmp_path):
 def test_shell_completion_is_offered():
     res = _bench("--show-completion", "bash", env={"SHELL": "/bin/bash"})
     assert res.returncode == 0 and "complete" in res.stdout and "bench" in res.stdout.lower()
+
+
+def test_an_unwritable_out_is_refused_before_anything_is_measured():
+    """/proc takes no new files, not even from root (CI runs as root, for whom a 0500 directory
+    is still writable): one error line, exit 2, before a backend is even opened."""
+    res = _bench("run", "--backend", "cpu", "--quick", "--dtypes", "fp32", "--out", "/proc/icb-bench-run")
+    assert res.returncode == 2
+    assert res.stderr.strip().startswith("error: --out: /proc/icb-bench-run is not writable")
+    assert len(res.stderr.strip().splitlines()) == 1
