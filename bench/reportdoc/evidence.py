@@ -221,8 +221,24 @@ def _integrity(path: Path, manifest: dict[str, Any]) -> Cell:
     return Cell(f"{len(files)}/{len(files)} sha256 ok", "ok")
 
 
+def _signature(path: Path, w: Words) -> Cell | None:
+    """The record's Ed25519 signature, checked (bench.sign): who signed, and whether it holds."""
+    if not (path / record.SIGNATURE).is_file():
+        return None
+    from ..sign import check_record_integrity
+
+    rep = check_record_integrity(path)
+    if rep.signed and rep.signature_valid and rep.ok:
+        return Cell(f"{rep.signer} · {rep.key_fingerprint} · ✔", "ok")
+    return Cell(f"✘ {rep.first_problem or 'signature does not hold'}", "bad")
+
+
 def _trust(path: Path, kind: str, w: Words) -> Cell:
-    """A signature or audit file where the record has one: its own status fields, else "not checked"."""
+    """A signature (checked) or audit file where the record has one: its own status fields, else "not checked"."""
+    if kind == "signature":
+        checked = _signature(path, w)
+        if checked is not None:
+            return checked
     for name in TRUST_FILES[kind]:
         p = path / name
         if not p.is_file():

@@ -95,10 +95,20 @@ def test_fleet_record_shows_racks_and_nodes(tmp_path):
 
 
 def test_integrity_and_signature_status(tmp_path):
+    from icb_bench.bench.sign import keygen, load_private_key, sign_record
+
     run = copy_record(GOLDEN_CPU, tmp_path / "r")
+    # a signature that is only a file with the right name does not hold
     (run / "signature.json").write_text(json.dumps({"algorithm": "ed25519", "key_id": "abc123"}), encoding="utf-8")
     text = _text(render_html(build_report(ReportInput(runs=[run]))))
-    assert "4/4 sha256 ok" in text and "signature.json: algorithm=ed25519, key_id=abc123" in text
+    assert "4/4 sha256 ok" in text and "✘" in text
+    # a real one: the signer and its key are named, and it holds
+    (run / "signature.json").unlink()
+    key = keygen(tmp_path / "k.key")
+    sign_record(run, load_private_key(key.private_path), signer="assessor-01")
+    text = _text(render_html(build_report(ReportInput(runs=[run]))))
+    assert f"assessor-01 · {key.fingerprint} · ✔" in text
+    (run / "signature.json").unlink()
     meas = run / "measurements" / "vm-d0-fp16.json"
     meas.write_text(meas.read_text(encoding="utf-8").replace('"seed": 0', '"seed": 1'), encoding="utf-8")
     text = _text(render_html(build_report(ReportInput(runs=[run]))))
