@@ -128,18 +128,25 @@ class FleetBarrier:
     address: StoreAddress
     node: str
     timeout_s: float
+    device: int | None = None
     _count: int = 0
     _store: Any = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"address": self.address, "node": self.node, "timeout_s": self.timeout_s, "_count": self._count,
-                "_store": None}
+        return {"address": self.address, "node": self.node, "timeout_s": self.timeout_s, "device": self.device,
+                "_count": self._count, "_store": None}
+
+    def for_device(self, index: int) -> "FleetBarrier":
+        """This barrier as device ``index`` waits at it (its arrivals are told apart from its peers')."""
+        return FleetBarrier(self.address, self.node, self.timeout_s, index)
 
     def wait(self, timeout: float | None = None) -> int:
         name = f"b{self._count}"
         self._count += 1
         if self._store is None:
             self._store = self.address.connect()
+        # the device's own mark first: a device lost after it arrived must still count as arrived
+        self._store.set(f"arr/{name}/{self.node}/{self.device}", "1")
         arrived = self._store.add(f"arrive/{name}", 1)
         self._store.add(f"arrive/{name}/{self.node}", 1)
         # the coordinator decides when to go (and gives up on a missing node after its own
@@ -191,10 +198,10 @@ class NodeLink:
         return FleetBarrier(self.address, self.node, self.barrier_timeout_s)
 
     def device_lost(self, index: int) -> None:
-        """A device of this node stopped (its worker died): it holds up no later barrier."""
+        """A device of this node stopped (its worker died): it holds up no later barrier (the
+        coordinator checks which it had arrived at)."""
         try:
-            self._store.add("lost", 1)
-            self._store.add(f"lost/{self.node}", 1)
+            self._store.push("lost", json.dumps([self.node, index]))
         except FleetError as exc:
             self.errors.append(str(exc))
 
@@ -310,6 +317,7 @@ class Coordinator:
         self.index = ShardIndex(self.run_dir)
         self.total_devices = sum(n.devices for n in nodes)
         self.barriers: list[BarrierEvent] = []
+        self.lost_devices: set[tuple[str, int]] = set()
         self.received: dict[str, int] = {n.name: 0 for n in nodes}
         self.rejected: list[str] = []
         self.errors: list[str] = []
@@ -375,12 +383,35 @@ class Coordinator:
                 self._count_lost(n)
 
     def _count_lost(self, n: NodeState) -> None:
-        """All of a dead node's devices are lost (less those its parent already reported)."""
-        reported = self._store.add(f"lost/{n.name}", 0)
-        extra = n.devices - max(reported, n.lost_counted)
-        if extra > 0:
-            self._store.add("lost", extra)
-            n.lost_counted = n.devices
+        """A dead or done node arrives at no later common start (see :meth:`_needed`)."""
+        n.lost_counted = n.devices
+
+    def _pull_lost(self) -> None:
+        while True:
+            raw = self._store.pop("lost")
+            if raw is None:
+                return
+            try:
+                node, dev = json.loads(raw.decode("utf-8"))
+            except (ValueError, TypeError):
+                continue
+            if node in self.nodes:
+                self.lost_devices.add((str(node), int(dev)))
+
+    def _needed(self, name: str) -> int:
+        """Arrivals that release common start ``name``: every device, less those that will not come
+        — the devices of dead or done nodes and the lost ones that had not arrived at it before
+        they stopped (one that arrived and then died still counts as arrived, on both sides)."""
+        self._pull_lost()
+        need = self.total_devices
+        gone = {n.name for n in self.nodes.values() if n.dead or n.lost_counted}
+        for n in self.nodes.values():
+            if n.name in gone:
+                need -= max(0, n.devices - self._store.add(f"arrive/{name}/{n.name}", 0))
+        for node, dev in self.lost_devices:
+            if node not in gone and not self._store.check(f"arr/{name}/{node}/{dev}"):
+                need -= 1
+        return need
 
     def _barrier_step(self) -> None:
         name = f"b{self._next}"
@@ -390,14 +421,18 @@ class Coordinator:
         now = time.monotonic()
         if self._first_arrival is None:
             self._first_arrival = now
-        expected = self.total_devices - self._store.add("lost", 0)
+        expected = self._needed(name)
         timed_out = now - self._first_arrival > self.timeout_s
         if arrivals < expected and not timed_out:
             return
         missing = []
         if arrivals < expected:
+            lost_on = {}
+            for node, _dev in self.lost_devices:
+                lost_on[node] = lost_on.get(node, 0) + 1
             for n in self.nodes.values():
-                if not n.dead and self._store.add(f"arrive/{name}/{n.name}", 0) < n.devices - self._store.add(f"lost/{n.name}", 0):
+                if not (n.dead or n.lost_counted) and \
+                        self._store.add(f"arrive/{name}/{n.name}", 0) < n.devices - lost_on.get(n.name, 0):
                     missing.append(n.name)
         self._store.set(f"go/{name}", repr(now))
         self.barriers.append(BarrierEvent(name, self._first_arrival, now, arrivals, expected, timed_out and arrivals < expected, missing))

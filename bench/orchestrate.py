@@ -259,6 +259,8 @@ def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier
             parent_pid: int) -> None:
     _exit_with_parent(parent_pid)
     plan = RunPlan.from_dict(plan_dict)
+    if hasattr(barrier, "for_device"):  # a job's barrier tells this device's arrivals apart
+        barrier = barrier.for_device(index)
 
     def emit(kind: str, **data: Any) -> None:
         q.put((kind, data))

@@ -27,3 +27,81 @@ def test_node_names_name_folders_and_are_unique():
         _unique_names([info(0, "a", True), info(1, "a", True)])
     with pytest.raises(FleetError, match="rank 1: node name '../../x'"):
         _unique_names([info(0, "n0"), info(1, "../../x", True)])
+
+
+# ------------------------------------------------------------------ common starts, on a real store
+
+
+import datetime as _dt
+import json
+import socket
+import threading
+import time
+
+
+@pytest.fixture
+def store_address():
+    import torch.distributed as dist
+
+    from icb_bench.bench.fleet import StoreAddress
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    master = dist.TCPStore("127.0.0.1", port, None, True, _dt.timedelta(seconds=30), wait_for_workers=False)
+    yield StoreAddress("127.0.0.1", port, "test-run", timeout_s=30)
+    del master
+
+
+def _arrive(address, node, dev):
+    from icb_bench.bench.fleet import FleetBarrier
+
+    t = threading.Thread(target=FleetBarrier(address, node, 30.0).for_device(dev).wait, daemon=True)
+    t.start()
+    return t
+
+
+def _released(store, name="b0"):
+    return store.check(f"go/{name}")
+
+
+def test_a_device_lost_after_it_arrived_does_not_release_the_start_early(store_address, tmp_path):
+    from icb_bench.bench.fleet import Coordinator, NodeState, Store
+
+    coord = Coordinator(store_address, [NodeState("a", 0, 2), NodeState("b", 1, 1)], tmp_path,
+                        timeout_s=60, dead_after_s=60).start()
+    store = Store(store_address)
+    try:
+        _arrive(store_address, "a", 1)
+        time.sleep(0.3)
+        store.push("lost", json.dumps(["a", 1]))  # a/1 dies after it arrived
+        _arrive(store_address, "a", 0)
+        time.sleep(0.5)
+        assert not _released(store)  # b/0 has not arrived: two arrivals of three are not enough
+        _arrive(store_address, "b", 0)
+        deadline = time.monotonic() + 10
+        while not _released(store) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _released(store)
+    finally:
+        coord.stop()
+    assert coord.barriers[0].arrivals == 3 and coord.barriers[0].expected == 3 and not coord.barriers[0].timed_out
+
+
+def test_a_device_lost_before_it_arrived_holds_up_nobody(store_address, tmp_path):
+    from icb_bench.bench.fleet import Coordinator, NodeState, Store
+
+    coord = Coordinator(store_address, [NodeState("a", 0, 2), NodeState("b", 1, 1)], tmp_path,
+                        timeout_s=60, dead_after_s=60).start()
+    store = Store(store_address)
+    try:
+        store.push("lost", json.dumps(["a", 1]))  # a/1 died before its first common start
+        _arrive(store_address, "a", 0)
+        _arrive(store_address, "b", 0)
+        deadline = time.monotonic() + 10
+        while not _released(store) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _released(store)
+    finally:
+        coord.stop()
+    assert coord.barriers[0].expected == 2 and not coord.barriers[0].timed_out
