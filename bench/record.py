@@ -123,9 +123,26 @@ class RunRecord:
         return list(self.manifest.get("aggregates") or [])
 
 
+#: space set aside at the start so that a full disk still lets the record close (deleted right
+#: before the final manifest: a node's manifest with its file index is well below this)
+RESERVE = ".reserve"
+RESERVE_BYTES = 4 << 20
+#: the writer's lock and heartbeat (bench/liveness.py)
+WRITER_LOCK = ".writer.lock"
+HEARTBEAT = ".heartbeat"
+
+
+class RecordCloseError(RecordError):
+    """The final manifest could not be written (a disk full beyond the reserve, an I/O error): the
+    record on disk is the last whole manifest (status ``running``), never a half-written one."""
+
+
 class RecordWriter:
     """Writes one run's record directory. Not shared between processes: workers write their own
-    measurement and trace files through :func:`write_measurement`; the parent owns the manifest."""
+    measurement and trace files through :func:`write_measurement`; the parent owns the manifest.
+
+    While open, the record holds the writer's lock and heartbeat (bench/liveness.py) and a
+    :data:`RESERVE` file; none of them is part of the record (see :func:`is_temp_name`)."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]):
         self.path = Path(path)
@@ -133,13 +150,31 @@ class RecordWriter:
         self.manifest.setdefault("schema", SCHEMA)
         self.manifest.setdefault("status", "running")
         self.manifest.setdefault("aggregates", [])
+        self._lease: Any = None
 
     def start(self) -> None:
         if (self.path / MANIFEST).exists():
             raise RecordError(f"{self.path} already holds a record (manifest.json exists); choose another --out")
         (self.path / MEASUREMENTS_DIR).mkdir(parents=True, exist_ok=True)
         (self.path / TRACES_DIR).mkdir(parents=True, exist_ok=True)
+        self.open()
         self.write_manifest()
+
+    def open(self) -> None:
+        """Take the writer's lease and set the reserve aside (``start`` does; a resumed record calls it itself)."""
+        from .liveness import WriterLease
+
+        lease = WriterLease(self.path)
+        lease.acquire()
+        try:
+            _write_reserve(self.path / RESERVE, RESERVE_BYTES)
+        except OSError as exc:
+            with _suppress():
+                os.unlink(self.path / RESERVE)
+            lease.release()
+            raise RecordError(f"{self.path}: cannot set aside the {RESERVE_BYTES >> 20} MiB the record needs to close "
+                              f"({exc.strerror or exc}); free some space or choose another --out") from None
+        self._lease = lease
 
     def write_manifest(self) -> None:
         atomic_write_json(self.path / MANIFEST, self.manifest)
@@ -149,11 +184,43 @@ class RecordWriter:
         self.write_manifest()
 
     def finish(self, status: str, **keys: Any) -> None:
-        """Close the record: final status and the file index (path, sha256, bytes) for later signing."""
+        """Close the record: final status and the file index (path, sha256, bytes) for later signing.
+        The reserve is freed first, so this succeeds on a disk that filled during the run;
+        RecordCloseError (one line) when it still cannot be written."""
         self.manifest.update(keys)
         self.manifest["status"] = status
-        self.manifest["files"] = file_index(self.path)
-        self.write_manifest()
+        if self._lease is not None:
+            self._lease.stop()  # no heartbeat write competes with the close for the freed space
+        with _suppress():
+            os.unlink(self.path / RESERVE)
+        try:
+            self.manifest["files"] = file_index(self.path)
+            self.write_manifest()
+        except OSError as exc:
+            if self._lease is not None:  # its last heartbeat stays: readers see when the writer went
+                self._lease.release(remove=False)
+                self._lease = None
+            raise RecordCloseError(f"{self.path}: could not close the record as {status!r} "
+                                   f"({exc.strerror or exc}); it stays 'running' with its last whole manifest") from None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    def close_failed(self, reason: str, **keys: Any) -> None:
+        """Close the record as ``failed`` with ``reason`` (one line, kept as ``failure_reason``):
+        for a run that cannot go on (a full disk). Raises RecordCloseError as :meth:`finish`."""
+        self.finish("failed", failure_reason=reason.splitlines()[0] if reason else reason, **keys)
+
+
+def _write_reserve(path: Path, nbytes: int) -> None:
+    """``nbytes`` really allocated (written, not a sparse file) and synced."""
+    with open(path, "wb") as fh:
+        chunk = bytes(1 << 20)
+        left = nbytes
+        while left > 0:
+            left -= fh.write(chunk[:min(left, len(chunk))])
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def write_measurement(run_dir: Path, measurement: dict[str, Any]) -> Path:
@@ -197,9 +264,14 @@ def read_trace(run_dir: Path, rel: str):
     return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
 
 
+#: files an open record holds for its writer (bench/liveness.py, the reserve): never part of it
+WRITER_FILES = frozenset({WRITER_LOCK, HEARTBEAT, RESERVE})
+
+
 def is_temp_name(name: str) -> bool:
-    """A leftover of :func:`atomic_write_bytes` (``.<name>.<random>.tmp``): never part of a record."""
-    return name.startswith(".") and name.endswith(".tmp")
+    """A leftover of :func:`atomic_write_bytes` (``.<name>.<random>.tmp``) or one of the writer's
+    own files (:data:`WRITER_FILES`): never part of a record, its file index or its signature."""
+    return (name.startswith(".") and name.endswith(".tmp")) or name in WRITER_FILES
 
 
 def file_index(run_dir: Path) -> list[dict[str, Any]]:
