@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from . import record
+from . import anomaly, record
 from .inventory import host_info, hostname, utc_now
 from .plan import RunPlan
 from .runner import BARRIER_TIMEOUT_S, measure_device, summarize
@@ -216,6 +216,7 @@ def node_aggregates(measurements: list[dict[str, Any]], tolerance: float) -> lis
             "valid": True,
             "outliers": outliers,
             "outlier_tolerance": tolerance,
+            **anomaly.node_anomalies(ms),  # clock/temperature apart from the siblings (bench/anomaly.py)
         })
     return out
 

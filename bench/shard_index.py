@@ -24,7 +24,7 @@ NODES_DIR = "nodes"
 #: whole file stays on disk and in the file index, rank 0's memory holds only these
 MERGE_KEYS = ("id", "host", "device", "dtype", "seq", "valid", "status", "grade", "tflops", "flops_total",
               "flops_per_gemm", "core_phase_s", "core_window", "energy_j", "power_w", "gflops_per_w", "power_scope",
-              "power_method", "samples", "rack_id", "timing_consistent")
+              "power_method", "samples", "rack_id", "timing_consistent", "telemetry")
 
 
 def _compact(m: dict[str, Any]) -> dict[str, Any]:
