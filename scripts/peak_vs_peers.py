@@ -1,20 +1,31 @@
 #!/usr/bin/env python3
 """The harness's sustained GEMM figure side by side with bare loops and (on a GPU) mamf-finder,
-on the same device, one after another and alternating.
+on the same device, in strictly alternating paired rounds under the same conditions.
 
 Tools, each printed with its figure and wall time:
   harness      the harness's own choice (warm-up, successive-halving search on its budget) and
                its sustained run (GemmWorkload.run_timed, host-row inputs) at that shape;
   bare-chosen  a bare ``torch.matmul(out=)`` loop at the harness's chosen shape;
-  grid-best    a wide brute-force grid of shapes (bare loop, briefly each), its top 5 again
-               for longer, then the best of those sustained in a bare loop;
+  grid-best    a wide brute-force grid of shapes (bare loop, briefly each), its top 5 again in
+               two alternating passes, then the best of those sustained in a bare loop;
   mamf-finder  (CUDA, only with --mamf PATH) stas00/ml-engineering's mamf-finder.py with its
                usual arguments over a range of shapes (fetched at run time, never committed).
 
-The sustained runs alternate (ABC, CBA, …) for --rounds rounds; each tool's figure is the
-median over rounds of its per-round median batch throughput. Goal: harness ÷ grid-best ≥ 0.97.
+Conditions: the process is pinned to --cpus (default: the CPUs it may run on) with --threads
+torch threads (default: one per pinned CPU) *before* anything runs, so the search, the grid and
+every round run under the same conditions. On a shared host a 2-thread GEMM on 2 busy cores
+stalls on its slowest thread; ``--threads 1 --cpus N`` measures one core, far less disturbed.
 
-    python scripts/peak_vs_peers.py --device cpu --dtype fp32 --seconds 3 --rounds 3
+Rounds: the three loops are prepared once (inputs drawn, batch sizes calibrated), then each of
+--rounds rounds runs them back to back for --seconds each, in the order ABC, CBA, ABC, … Every
+ratio is the median of the per-round paired ratios with a bootstrap interval of that median
+(and the IQR of the ratios); a goal is ``met`` when the whole interval clears it, ``not met``
+when the whole interval is below, else ``inconclusive`` (the interval is wider than the
+question needs: run more rounds or on a quieter host). Goal: harness ÷ grid-best ≥ 0.97;
+harness ÷ bare-chosen isolates the harness's loop overhead, bare-chosen ÷ grid-best the shape
+choice.
+
+    python scripts/peak_vs_peers.py --device cpu --dtype fp32 --threads 1 --cpus 1 --seconds 1 --rounds 15
 """
 
 from __future__ import annotations
@@ -22,68 +33,131 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 #: the brute-force grids (every m × n × k combination that fits memory)
 GRIDS: dict[str, tuple[int, ...]] = {
     "cpu": (128, 256, 384, 512, 768, 1024, 1536),
     "cuda": (2048, 4096, 6144, 8192, 12288, 16384),
 }
-#: mamf-finder's usual arguments (its README's "range of m" form): m over a range, n and k fixed;
-#: the GPU session checks these names against the fetched script (--m_range START STOP STEP)
+#: how many of the grid's brief leaders are measured again, longer
+GRID_REFINE_TOP = 5
+#: the goals the paired ratios answer: ratio -> least value that meets it (issue 10)
+GOALS: dict[str, float] = {"harness/grid-best": 0.97}
+#: the ratios reported, as (name, numerator tool, denominator tool)
+RATIOS: tuple[tuple[str, str, str], ...] = (
+    ("harness/grid-best", "harness", "grid-best"),
+    ("harness/bare-chosen", "harness", "bare-chosen"),
+    ("bare-chosen/grid-best", "bare-chosen", "grid-best"),
+)
+#: fewer paired rounds than this answer no goal (a bootstrap of a handful of points is no interval)
+MIN_ROUNDS = 5
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 4999
+#: mamf-finder's usual arguments (its README's "range of m" form): m over a range, n and k fixed
 MAMF_RUNS: tuple[tuple[str, ...], ...] = (
     ("--m_range", "1024", "16385", "1024", "--n", "8192", "--k", "8192"),
 )
 MAMF_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+#: mamf-finder's summary lines, newest format first: (label, pattern of "<TFLOPS> ... @ MxNxK")
+MAMF_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("msmf", r"MSMF[^:\n]*:\s*([0-9.]+)\s*TFLOPS\s*@\s*(\d+)x(\d+)x(\d+)"),
+    ("median", r"^\s*median:\s*([0-9.]+)\s*TFLOPS\s*@\s*(\d+)x(\d+)x(\d+)"),
+    ("best", r"best outcome was\s*([0-9.]+)\s*TFLOPS\s*@\s*(\d+)x(\d+)x(\d+)"),
+)
+
+
+class Loop(Protocol):
+    """A prepared GEMM loop: ``run(seconds)`` -> median batch TFLOPS; ``close()`` frees it."""
+
+    def run(self, seconds: float) -> float: ...
+
+    def close(self) -> None: ...
 
 
 def _median_tflops(times_ms: list[float], flops_per_batch: int) -> float:
-    return statistics.median(flops_per_batch / (t * 1e-3) / 1e12 for t in times_ms)
+    return statistics.median(flops_per_batch / (t * 1e-3) / 1e12 for t in times_ms if t > 0)
 
 
-def bare_loop(backend: Any, dtype: str, shape: Any, seconds: float, batch_ms: float) -> float:
-    """Median TFLOPS of back-to-back batches of ``torch.matmul(a, b, out=c)`` for ``seconds``."""
+def pin_conditions(threads: int | None, cpus: list[int] | None) -> dict[str, Any]:
+    """Pin this process to ``cpus`` and torch to ``threads`` threads (default: one per CPU) --
+    before any GEMM, so the thread pool is created on those CPUs. Returns what is in force."""
     import torch
 
-    from icb_bench.kernels.dtypes import get_dtype
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    allowed = sorted(os.sched_getaffinity(0))
+    torch.set_num_threads(threads or len(allowed))
+    return {"cpus": allowed, "torch_threads": torch.get_num_threads()}
 
-    spec = get_dtype(dtype)
-    dev = backend.device(0)
-    a = torch.randn(shape.m, shape.k, device=dev).to(spec.torch_dtype("inputs"))
-    b = torch.randn(shape.k, shape.n, device=dev).to(spec.torch_dtype("inputs"))
-    c = torch.empty(shape.m, shape.n, device=dev, dtype=spec.torch_dtype("output"))
 
-    def batch(iters: int) -> float:
-        timer = backend.timer(0)
+class BareLoop:
+    """Back-to-back batches of a bare ``torch.matmul(a, b, out=c)`` at one shape; the batch
+    size is calibrated once (the harness's own calibration rule, on this loop's clock)."""
+
+    def __init__(self, backend: Any, dtype: str, shape: Any, batch_ms: float, *, quick: bool = False) -> None:
+        import torch
+
+        from icb_bench.kernels.dtypes import get_dtype
+        from icb_bench.kernels.gemm import CalibrationPolicy, calibrate_iters
+
+        spec = get_dtype(dtype)
+        dev = backend.device(0)
+        self.backend, self.shape = backend, shape
+        self.a = torch.randn(shape.m, shape.k, device=dev).to(spec.torch_dtype("inputs"))
+        self.b = torch.randn(shape.k, shape.n, device=dev).to(spec.torch_dtype("inputs"))
+        self.c = torch.empty(shape.m, shape.n, device=dev, dtype=spec.torch_dtype("output"))
+        self.batch_ms(1)  # lazy initialisation out of the calibration
+        policy = CalibrationPolicy(samples=1, max_rounds=2) if quick else None
+        self.iters = calibrate_iters(self.batch_ms, batch_ms, policy).iters
+
+    def batch_ms(self, iters: int) -> float:
+        import torch
+
+        a, b, c = self.a, self.b, self.c
+        timer = self.backend.timer(0)
         timer.start()
         for _ in range(iters):
             torch.matmul(a, b, out=c)
         timer.stop()
         return timer.elapsed_ms()
 
-    batch(1)
-    iters = max(1, round(batch_ms / max(batch(1), 1e-6)))
-    times: list[float] = []
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds or not times:
-        times.append(batch(iters))
-    return _median_tflops(times, shape.flops * iters)
+    def run(self, seconds: float) -> float:
+        times: list[float] = []
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds or not times:
+            times.append(self.batch_ms(self.iters))
+        return _median_tflops(times, self.shape.flops * self.iters)
+
+    def close(self) -> None:
+        del self.a, self.b, self.c
+        self.backend.empty_cache(0)
 
 
-def harness_sustained(backend: Any, dtype: str, shape: Any, seconds: float, batch_ms: float) -> float:
-    """The harness's core-phase figure at ``shape``: host-row inputs, calibrated batches, run_timed."""
-    from icb_bench.kernels.gemm import GemmWorkload
+class HarnessLoop:
+    """The harness's core-phase loop at one shape: host-row inputs, calibrated batches, run_timed."""
 
-    with GemmWorkload(backend, 0, dtype, shape, seed=1, inputs="host-rows") as wl:
-        iters = wl.calibrate(batch_ms)
-        wl.run_timed(iters, n_batches=2)
-        run = wl.run_timed(iters, duration_s=seconds)
-        return _median_tflops(run.batch_time_ms, shape.flops * iters)
+    def __init__(self, backend: Any, dtype: str, shape: Any, batch_ms: float) -> None:
+        from icb_bench.kernels.gemm import GemmWorkload
+
+        self.shape = shape
+        self.wl = GemmWorkload(backend, 0, dtype, shape, seed=1, inputs="host-rows")
+        self.iters = self.wl.calibrate(batch_ms)
+        self.wl.run_timed(self.iters, n_batches=2)  # as the runner does: a graph captured and replayed once
+
+    def run(self, seconds: float) -> float:
+        run = self.wl.run_timed(self.iters, duration_s=seconds)
+        return _median_tflops(run.batch_time_ms, self.shape.flops * self.iters)
+
+    def close(self) -> None:
+        self.wl.close()
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -92,117 +166,258 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
-def run_mamf(path: str, dtype: str, out_dir: str) -> list[dict[str, Any]]:
-    """mamf-finder over its usual shape ranges: best TFLOPS and wall time of each invocation."""
+@dataclass
+class Rounds:
+    """Each tool's figure per round, its wall time, and the 1-min load average after each round."""
+
+    tflops: dict[str, list[float]]
+    wall_s: dict[str, float]
+    load_avg_1m: list[float]
+
+
+def paired_rounds(loops: dict[str, Loop], rounds: int, seconds: float,
+                  on_result: Callable[[int, str, float, float], None] | None = None) -> Rounds:
+    """``rounds`` rounds of every loop for ``seconds``, back to back, the order reversed every
+    other round (ABC, CBA, …) so a drifting host weighs on every tool alike."""
+    names = list(loops)
+    out = Rounds({n: [] for n in names}, {n: 0.0 for n in names}, [])
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            value, took = timed(lambda: loops[name].run(seconds))
+            out.tflops[name].append(value)
+            out.wall_s[name] += took
+            if on_result is not None:
+                on_result(r, name, value, took)
+        out.load_avg_1m.append(os.getloadavg()[0])
+    return out
+
+
+def median_interval(values: list[float], confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median of ``values`` (the values' range with fewer
+    than 3, a point when they are all equal)."""
+    import numpy as np
+    from scipy import stats
+
+    if len(values) < 3 or max(values) == min(values):
+        return min(values), max(values)
+    res = stats.bootstrap((np.asarray(values, dtype=float),), np.median, confidence_level=confidence,
+                          n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def goal_verdict(low: float, high: float, goal: float, n: int) -> tuple[str, str]:
+    """(``met`` | ``not met`` | ``inconclusive``, why) for an interval [low, high] against ``goal``."""
+    if n < MIN_ROUNDS:
+        return "inconclusive", f"{n} paired rounds (at least {MIN_ROUNDS} needed)"
+    if low >= goal:
+        return "met", f"the whole interval [{low:.4f}, {high:.4f}] is >= {goal:g}"
+    if high < goal:
+        return "not met", f"the whole interval [{low:.4f}, {high:.4f}] is < {goal:g}"
+    return "inconclusive", f"the interval [{low:.4f}, {high:.4f}] straddles {goal:g}: more rounds or a quieter host"
+
+
+def paired_ratio(num: list[float], den: list[float], goal: float | None = None,
+                 confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """The median of per-round ratios num[i] / den[i], its bootstrap interval, the ratios' IQR
+    and, given a ``goal``, the verdict."""
+    if len(num) != len(den) or not num:
+        raise ValueError(f"paired ratio needs equally many rounds on both sides, got {len(num)} and {len(den)}")
+    ratios = [a / b for a, b in zip(num, den)]
+    low, high = median_interval(ratios, confidence)
+    q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
+    out: dict[str, Any] = {"median": statistics.median(ratios), "ci_low": low, "ci_high": high,
+                           "confidence": confidence, "iqr": [q[0], q[2]], "rounds": len(ratios), "ratios": ratios}
+    if goal is not None:
+        out["goal"] = goal
+        out["verdict"], out["why"] = goal_verdict(low, high, goal, len(ratios))
+    return out
+
+
+def run_mamf(path: str, dtype: str, out_dir: str, timeout_s: float) -> list[dict[str, Any]]:
+    """mamf-finder over its usual shape ranges: its best figure and wall time per invocation."""
     results = []
     for i, args in enumerate(MAMF_RUNS):
         cmd = [sys.executable, path, *args, "--dtype", MAMF_DTYPES[dtype], "--output_file", f"{out_dir}/mamf-{i}.txt"]
-        (proc, wall_s) = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, timeout=1800))
-        text = proc.stdout + proc.stderr
-        best = re.findall(r"best outcome was\s*([0-9.]+)\s*TFLOPS\s*@\s*(\d+)x(\d+)x(\d+)", text, flags=re.I)
-        results.append({"args": " ".join(args), "rc": proc.returncode, "wall_s": wall_s,
-                        "tflops": float(best[-1][0]) if best else None,
-                        "shape": "x".join(best[-1][1:]) if best else None, "tail": text[-400:]})
+        try:
+            (proc, wall_s) = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s))
+            text, rc = proc.stdout + proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as exc:
+            text, rc, wall_s = f"timed out after {timeout_s:g} s: {exc.output or ''}", None, timeout_s
+        results.append({"args": " ".join(args), "rc": rc, "wall_s": wall_s, **parse_mamf(text), "tail": text[-600:]})
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_mamf(text: str) -> dict[str, Any]:
+    """mamf-finder's headline (TFLOPS, shape, which line) from its output; None where absent."""
+    for label, pattern in MAMF_PATTERNS:
+        found = re.findall(pattern, text, flags=re.I | re.M)
+        if found:
+            return {"tflops": float(found[-1][0]), "shape": "x".join(found[-1][1:]), "headline": label}
+    return {"tflops": None, "shape": None, "headline": None}
+
+
+def _cpus(text: str) -> list[int]:
+    try:
+        cpus = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--cpus {text!r}: expected CPU numbers separated by commas, e.g. 0 or 0,1")
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not set(cpus) <= allowed:
+        raise argparse.ArgumentTypeError(f"--cpus {text!r}: expected CPUs among those allowed {sorted(allowed)}")
+    return cpus
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default="fp32")
-    ap.add_argument("--seconds", type=float, default=3.0, help="sustained run per tool per round")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=1.0, help="each tool's run per round")
+    ap.add_argument("--rounds", type=int, default=15, help=f"paired rounds (at least {MIN_ROUNDS} to answer a goal)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: one per pinned CPU)")
+    ap.add_argument("--cpus", type=_cpus, default=None, help="pin to these CPUs, e.g. 1 or 0,1")
     ap.add_argument("--grid-seconds", type=float, default=0.15, help="brute-force time per grid shape")
     ap.add_argument("--batch-ms", type=float, default=50.0)
     ap.add_argument("--search-budget", type=float, default=6.0, help="the harness's search budget (s)")
     ap.add_argument("--core-s", type=float, default=60.0, help="core phase the search budget is a share of")
     ap.add_argument("--warmup-s", type=float, default=3.0)
     ap.add_argument("--mamf", default=None, help="path of a fetched mamf-finder.py (CUDA only)")
+    ap.add_argument("--mamf-timeout", type=float, default=300.0, help="seconds each mamf-finder invocation may take")
     ap.add_argument("--out", default=".", help="directory for mamf-finder's output files")
     ap.add_argument("--json", default=None, help="write every figure here")
     args = ap.parse_args(argv)
+    for name in ("seconds", "grid_seconds", "batch_ms", "search_budget", "core_s"):
+        if not getattr(args, name) > 0:
+            ap.error(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a positive number")
+    if args.rounds < 1 or (args.threads is not None and args.threads < 1):
+        ap.error(f"--rounds {args.rounds!r} / --threads {args.threads!r}: expected positive integers")
+    return args
+
+
+def harness_choice(backend: Any, args: argparse.Namespace, free_b: int, compute_units: int | None) -> dict[str, Any]:
+    """The harness's way: heat the device on its first candidate, then successive halving."""
+    from icb_bench.kernels.search import HalvingPolicy, halving_search
+    from icb_bench.kernels.shapes import search_candidates
+
+    cands = search_candidates(args.dtype, free_b, compute_units, quick=backend.prefers_small_shapes, limit=16)
+    heater = BareLoop(backend, args.dtype, cands[0].shape, args.batch_ms)
+    _, warm_s = timed(lambda: heater.run(args.warmup_s))
+    heater.close()
+    search, search_s = timed(lambda: halving_search(backend, 0, args.dtype, cands, 0,
+                                                    HalvingPolicy(budget_s=args.search_budget)))
+    return {"outcome": search, "candidates": [str(c.shape) for c in cands], "warmup_s": warm_s, "wall_s": search_s}
+
+
+def brute_force_grid(backend: Any, args: argparse.Namespace, free_b: int) -> dict[str, Any]:
+    """Every grid shape briefly, the top ones again in two alternating passes; the best of those."""
+    from icb_bench.kernels.shapes import MEMORY_FRACTION, GemmShape, shape_bytes
+
+    grid = [GemmShape(m, n, k) for m, n, k in itertools.product(GRIDS[args.device], repeat=3)
+            if shape_bytes(args.dtype, GemmShape(m, n, k)) <= MEMORY_FRACTION * free_b]
+    t0 = time.perf_counter()
+    brief: dict[Any, float] = {}
+    for shape in grid:
+        loop = BareLoop(backend, args.dtype, shape, args.batch_ms / 4, quick=True)
+        brief[shape] = loop.run(args.grid_seconds)
+        loop.close()
+    top = sorted(brief, key=lambda sh: -brief[sh])[:GRID_REFINE_TOP]
+    passes: dict[Any, list[float]] = {sh: [] for sh in top}
+    for order in (top, top[::-1]):  # a brief figure is a noisy one; two passes, the second reversed
+        for shape in order:
+            loop = BareLoop(backend, args.dtype, shape, args.batch_ms)
+            passes[shape].append(loop.run(args.seconds))
+            loop.close()
+    refined = {sh: statistics.mean(v) for sh, v in passes.items()}
+    best = max(refined, key=refined.get)
+    return {"shapes": len(grid), "best": best, "tflops_brief": brief[best], "brief": brief,
+            "refined": {str(sh): v for sh, v in refined.items()}, "wall_s": time.perf_counter() - t0,
+            "top5": [(str(s), brief[s]) for s in top]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    conditions = pin_conditions(args.threads, args.cpus)  # first: every GEMM below runs under them
 
     from icb_bench.kernels.backends import get_backend
-    from icb_bench.kernels.search import HalvingPolicy, halving_search
-    from icb_bench.kernels.shapes import GemmShape, search_candidates, shape_bytes
 
     backend = get_backend(args.device)
     info = backend.device_info(0)
     free_b, _ = backend.memory_info(0)
-    quick = backend.prefers_small_shapes
+    load_start = os.getloadavg()
     report: dict[str, Any] = {"device": info.model, "backend": args.device, "dtype": args.dtype,
-                              "compute_units": info.compute_units, "seconds": args.seconds, "rounds": args.rounds}
+                              "compute_units": info.compute_units, "conditions": conditions,
+                              "seconds": args.seconds, "rounds": args.rounds, "load_avg_start": load_start,
+                              "argv": sys.argv[1:] if argv is None else argv}
     with backend.numeric_mode(args.dtype):
-        cands = search_candidates(args.dtype, free_b, info.compute_units, quick=quick, limit=16)
-        # the harness's own way: heat, then successive halving on its budget
-        _, warm_s = timed(lambda: bare_loop(backend, args.dtype, cands[0].shape, args.warmup_s, args.batch_ms))
-        search, search_s = timed(lambda: halving_search(backend, 0, args.dtype, cands, 0,
-                                                        HalvingPolicy(budget_s=args.search_budget)))
+        choice = harness_choice(backend, args, free_b, info.compute_units)
+        search = choice["outcome"]
         chosen = search.best
-        report["harness_search"] = {"chosen": str(chosen), "family": search.family, "tflops_search": search.tflops_search,
-                                    "spent_s": search.spent_s, "wall_s": search_s, "warmup_s": warm_s,
-                                    "share_of_core_phase": search.spent_s / args.core_s, "stopped": search.stopped}
-        # the wide brute-force grid, bare loop
-        budget = 0.40 * free_b
-        grid = [GemmShape(m, n, k) for m, n, k in itertools.product(GRIDS[args.device], repeat=3)
-                if shape_bytes(args.dtype, GemmShape(m, n, k)) <= budget]
-        figures, grid_s = timed(lambda: {s: bare_loop(backend, args.dtype, s, args.grid_seconds, args.batch_ms / 4)
-                                         for s in grid})
-        # a brief figure is a noisy one: the grid's top 5 again, longer, and the best of those
-        top = sorted(figures, key=lambda sh: -figures[sh])[:5]
-        refined, refine_s = timed(lambda: {sh: bare_loop(backend, args.dtype, sh, args.seconds / 2, args.batch_ms)
-                                           for sh in top})
-        grid_s += refine_s
-        grid_best = max(refined, key=refined.get)
-        report["grid"] = {"shapes": len(grid), "best": str(grid_best), "tflops_brief": figures[grid_best],
-                          "refined": {str(sh): v for sh, v in refined.items()},
-                          "wall_s": grid_s, "top5": sorted(((str(s), v) for s, v in figures.items()),
-                                                           key=lambda x: -x[1])[:5]}
-        tools: dict[str, Callable[[], float]] = {
-            "harness": lambda: harness_sustained(backend, args.dtype, chosen, args.seconds, args.batch_ms),
-            "bare-chosen": lambda: bare_loop(backend, args.dtype, chosen, args.seconds, args.batch_ms),
-            "grid-best": lambda: bare_loop(backend, args.dtype, grid_best, args.seconds, args.batch_ms),
+        grid = brute_force_grid(backend, args, free_b)
+        report["harness_search"] = {
+            "chosen": str(chosen), "family": search.family, "tflops_search": search.tflops_search,
+            "spent_s": search.spent_s, "wall_s": choice["wall_s"], "warmup_s": choice["warmup_s"],
+            "share_of_core_phase": search.spent_s / args.core_s, "stopped": search.stopped,
+            "candidates": choice["candidates"], "rounds": search.rounds}
+        report["grid"] = {**{k: v for k, v in grid.items() if k != "brief"}, "best": str(grid["best"]),
+                          "grid_best_among_candidates": str(grid["best"]) in choice["candidates"],
+                          "chosen_brief_tflops": grid["brief"].get(chosen),
+                          "chosen_brief_rank": (sorted(grid["brief"], key=lambda s: -grid["brief"][s]).index(chosen) + 1
+                                                if chosen in grid["brief"] else None)}
+        loops: dict[str, Loop] = {
+            "harness": HarnessLoop(backend, args.dtype, chosen, args.batch_ms),
+            "bare-chosen": BareLoop(backend, args.dtype, chosen, args.batch_ms),
+            "grid-best": BareLoop(backend, args.dtype, grid["best"], args.batch_ms),
         }
-        per_round: dict[str, list[float]] = {name: [] for name in tools}
-        wall: dict[str, float] = {name: 0.0 for name in tools}
-        names = list(tools)
-        for r in range(args.rounds):
-            for name in (names if r % 2 == 0 else names[::-1]):
-                value, took = timed(tools[name])
-                per_round[name].append(value)
-                wall[name] += took
-                print(f"round {r} {name:12s} {value:10.4f} TFLOPS ({took:.1f} s)", flush=True)
-    medians = {name: statistics.median(v) for name, v in per_round.items()}
-    report["sustained"] = {name: {"median_tflops": medians[name], "rounds": per_round[name], "wall_s": wall[name]}
-                           for name in tools}
-    report["ratios"] = {"harness/grid-best": medians["harness"] / medians["grid-best"],
-                        "harness/bare-chosen": medians["harness"] / medians["bare-chosen"],
-                        "bare-chosen/grid-best": medians["bare-chosen"] / medians["grid-best"]}
-    report["harness_wall_s"] = warm_s + search_s + wall["harness"] / args.rounds
+        try:
+            rounds = paired_rounds(loops, args.rounds, args.seconds, lambda r, name, value, took: print(
+                f"round {r:2d} {name:12s} {value:10.4f} TFLOPS ({took:.1f} s)", flush=True))
+        finally:
+            for loop in loops.values():
+                loop.close()
+    medians = {name: statistics.median(v) for name, v in rounds.tflops.items()}
+    report["sustained"] = {name: {"median_tflops": medians[name], "rounds": rounds.tflops[name],
+                                  "wall_s": rounds.wall_s[name]} for name in loops}
+    report["ratios"] = {name: paired_ratio(rounds.tflops[a], rounds.tflops[b], GOALS.get(name)) for name, a, b in RATIOS}
+    report["load_avg_1m_per_round"] = rounds.load_avg_1m
+    report["load_avg_end"] = os.getloadavg()
+    report["harness_wall_s"] = choice["warmup_s"] + choice["wall_s"] + rounds.wall_s["harness"] / args.rounds
     if args.mamf and args.device == "cuda":
-        mamf, mamf_s = timed(lambda: run_mamf(args.mamf, args.dtype, args.out))
+        mamf, mamf_s = timed(lambda: run_mamf(args.mamf, args.dtype, args.out, args.mamf_timeout))
         best = max((m["tflops"] for m in mamf if m["tflops"]), default=None)
         report["mamf"] = {"runs": mamf, "best_tflops": best, "wall_s": mamf_s}
         if best:
-            report["ratios"]["harness/mamf-best"] = medians["harness"] / best
-            report["ratios"]["harness_wall/mamf_wall"] = report["harness_wall_s"] / mamf_s
+            report["ratios"]["harness/mamf-best"] = {"median": medians["harness"] / best, "note": "one mamf-finder figure"}
+            report["ratios"]["harness_wall/mamf_wall"] = {"median": report["harness_wall_s"] / mamf_s}
     else:
         report["mamf"] = {"skipped": "no --mamf path given" if not args.mamf else "mamf-finder needs --device cuda"}
-
-    print(f"\n{report['device']} ({args.device}, {args.dtype}), {args.rounds} alternating rounds of {args.seconds:g} s")
-    s = report["harness_search"]
-    print(f"harness search: {s['chosen']} ({s['family']}) {s['tflops_search']:.4f} TFLOPS in {s['spent_s']:.2f} s "
-          f"= {s['share_of_core_phase']:.1%} of a {args.core_s:g} s core phase ({s['stopped']})")
-    print(f"grid: {report['grid']['shapes']} shapes in {grid_s:.1f} s, best {report['grid']['best']}")
-    for name in tools:
-        print(f"  {name:12s} median {medians[name]:10.4f} TFLOPS   wall {wall[name]:7.1f} s")
-    for key, value in report["ratios"].items():
-        print(f"  {key:24s} {value:.4f}")
-    print(f"mamf-finder: {json.dumps(report['mamf'].get('best_tflops', report['mamf'].get('skipped')))}")
+    print_report(report, args)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2, default=str)
     return 0
+
+
+def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
+    c = report["conditions"]
+    print(f"\n{report['device']} ({args.device}, {args.dtype}), CPUs {c['cpus']}, {c['torch_threads']} torch threads; "
+          f"{args.rounds} paired rounds of {args.seconds:g} s; load average {report['load_avg_start'][0]:.2f} at the "
+          f"start, {report['load_avg_end'][0]:.2f} at the end")
+    s = report["harness_search"]
+    print(f"harness search: {s['chosen']} ({s['family']}) {s['tflops_search']:.4f} TFLOPS in {s['spent_s']:.2f} s "
+          f"= {s['share_of_core_phase']:.1%} of a {args.core_s:g} s core phase ({s['stopped']})")
+    g = report["grid"]
+    print(f"grid: {g['shapes']} shapes in {g['wall_s']:.1f} s, best {g['best']} "
+          f"({'among' if g['grid_best_among_candidates'] else 'not among'} the harness's candidates); "
+          f"chosen shape's brief rank in the grid: {g['chosen_brief_rank']}")
+    for name, v in report["sustained"].items():
+        print(f"  {name:12s} median {v['median_tflops']:10.4f} TFLOPS   wall {v['wall_s']:7.1f} s")
+    for name, r in report["ratios"].items():
+        if "ci_low" in r:
+            verdict = f"  {r['verdict']} vs {r['goal']:g}: {r['why']}" if "verdict" in r else ""
+            print(f"  {name:24s} {r['median']:.4f}  {r['confidence']:.0%} CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+                  f"  IQR [{r['iqr'][0]:.4f}, {r['iqr'][1]:.4f}]{verdict}")
+        else:
+            print(f"  {name:24s} {r['median']:.4f}")
+    print(f"mamf-finder: {json.dumps(report['mamf'].get('best_tflops', report['mamf'].get('skipped')))}")
 
 
 if __name__ == "__main__":
