@@ -29,6 +29,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from icb_bench.verify import units
+
+from .bounded_read import MissingFile, UnreadableFile, read_regular_file
 from icb_bench.verify.declaration import _MISSING, Issue, _construct_mapping, _Contradiction, _path, _plain, _UniqueKeyLoader, yaml_issue
 
 if TYPE_CHECKING:
@@ -60,6 +62,19 @@ SCHEMA = "icb-bench/site/1"
 MAX_SITE_BYTES = 16 * 2**20
 #: a secret file larger than this is not a password
 MAX_SECRET_BYTES = 64 * 2**10
+#: bounds of a site file's values: beyond them a value is a typo, a unit slip or an attack, not a site
+BOUNDS: dict[str, int] = {
+    "devices_per_node": 64,  # the densest nodes hold 16 accelerators (32 dies): 64 leaves room
+    "nodes_per_rack": 256,  # a 48U rack of the smallest sleds holds ~100
+    "meters_per_rack": 16,  # several feeds and phases of one rack
+    "snmp_index": 10**6,  # an outlet or inlet index of a PDU
+    "oid_arcs": 128,  # RFC 2578 §3.5: at most 128 sub-identifiers
+    "oid_arc": 2**32 - 1,  # each an unsigned 32-bit number
+    "scale_w_per_unit": 10**6,  # watts per unit of an OID's value: MW units at most
+    "path_chars": 4096,  # PATH_MAX
+    "host_chars": 253,  # the longest DNS name
+    "text_chars": 4096,  # a URL, a user name
+}
 
 
 class SiteError(Exception):
@@ -113,8 +128,8 @@ def _positive_int(limit: int) -> Callable[[Any], int]:
 
 
 def _text(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ValueError("non-empty text")
+    if not isinstance(v, str) or not v.strip() or len(v) > BOUNDS["text_chars"] or "\x00" in v:
+        raise ValueError(f"non-empty text of at most {BOUNDS['text_chars']} characters")
     return v
 
 
@@ -142,8 +157,40 @@ Accuracy = Annotated[Fraction, BeforeValidator(_accuracy)]
 Text = Annotated[str, BeforeValidator(_text)]
 Name = Annotated[str, BeforeValidator(_name)]
 EnvName = Annotated[str, BeforeValidator(_env_name)]
+def _path_text(v: Any) -> str:
+    # a file name: no control characters (a NUL would reach open())
+    if not isinstance(v, str) or not v.strip() or len(v) > BOUNDS["path_chars"] or any(ord(c) < 32 for c in v):
+        raise ValueError(f"a file path of 1 to {BOUNDS['path_chars']} characters without control characters")
+    return v
+
+
+_HOST = re.compile(r"[A-Za-z0-9_.:%-]+")
+
+
+def _host(v: Any) -> str:
+    if not isinstance(v, str) or len(v) > BOUNDS["host_chars"] or not _HOST.fullmatch(v):
+        raise ValueError("a host name or IP address (letters, digits, '.', '-', ':'), such as pdu-r01.example or ::1")
+    return v
+
+
+def _zone(v: Any) -> str:
+    # checked here, not only when the log is read after the run: a bad tz must fail before anything is measured
+    from .power.meterlog import MeterLogError, parse_zone
+
+    text = _text(v)
+    try:
+        parse_zone("tz", text)
+    except MeterLogError:
+        raise ValueError("'UTC', an offset such as '+08:00', or an IANA zone such as 'Asia/Shanghai'") from None
+    return text
+
+
 Port = Annotated[int, BeforeValidator(_positive_int(65535))]
-Count = Annotated[int, BeforeValidator(_positive_int(10**6))]
+Count = Annotated[int, BeforeValidator(_positive_int(BOUNDS["devices_per_node"]))]
+Index = Annotated[int, BeforeValidator(_positive_int(BOUNDS["snmp_index"]))]
+PathText = Annotated[str, BeforeValidator(_path_text)]
+Host = Annotated[str, BeforeValidator(_host)]
+Zone = Annotated[str, BeforeValidator(_zone)]
 Flag = Annotated[bool, Field(strict=True)]
 #: a field that exists only to refuse a secret written into the file with a clear message
 Refused = Annotated[None, BeforeValidator(_refuse_secret), Field(exclude=True, repr=False)]
@@ -205,7 +252,7 @@ class RedfishSource(_Source):
     url: Text
     username: Text | None = None
     password_env: EnvName | None = None
-    password_file: Text | None = None
+    password_file: PathText | None = None
     password: Refused = None
     insecure: Flag = False
 
@@ -256,14 +303,21 @@ def _choice(*choices: str) -> BeforeValidator:
 
 
 def _oid(v: Any) -> str:
-    if not isinstance(v, str) or not _OID.fullmatch(v):
-        raise ValueError("a numeric OID such as 1.3.6.1.4.1.318.1.1.12.1.16.0")
+    expected = f"a numeric OID such as 1.3.6.1.4.1.318.1.1.12.1.16.0 (at most {BOUNDS['oid_arcs']} numbers below 2**32)"
+    # the length is checked before the pattern: no regex work on a megabyte of digits
+    if not isinstance(v, str) or len(v) > BOUNDS["oid_arcs"] * 11 or not _OID.fullmatch(v):
+        raise ValueError(expected)
+    arcs = v.lstrip(".").split(".")
+    if len(arcs) > BOUNDS["oid_arcs"] or any(len(a) > 10 or int(a) > BOUNDS["oid_arc"] for a in arcs):
+        raise ValueError(expected)
     return v.lstrip(".")
 
 
 def _scale(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError("a positive number of watts per unit of the OID's value")
+    top = BOUNDS["scale_w_per_unit"]
+    # compared before float(): an int of 400 digits does not fit a float
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= top or (isinstance(v, float) and not math.isfinite(v)):
+        raise ValueError(f"a positive number of watts per unit of the OID's value, at most {top}")
     return float(v)
 
 
@@ -272,23 +326,23 @@ class SnmpSource(_Source):
 
     _SECRETS = ("community", "auth_key", "priv_key")
     type: Literal["snmp"]
-    host: Text
+    host: Host
     port: Port = 161
     version: Literal["2c", "3"] = "2c"
     community_env: EnvName | None = None
-    community_file: Text | None = None
+    community_file: PathText | None = None
     community: Refused = None
     user: Text | None = None
     auth_protocol: Annotated[str, _choice(*_SNMP_AUTH)] | None = None
     auth_key_env: EnvName | None = None
-    auth_key_file: Text | None = None
+    auth_key_file: PathText | None = None
     auth_key: Refused = None
     priv_protocol: Annotated[str, _choice(*_SNMP_PRIV)] | None = None
     priv_key_env: EnvName | None = None
-    priv_key_file: Text | None = None
+    priv_key_file: PathText | None = None
     priv_key: Refused = None
     profile: Literal["apc-rpdu2", "raritan-pdu2", "custom"]
-    index: Count = 1
+    index: Index = 1
     oid: Annotated[str, BeforeValidator(_oid)] | None = None
     scale: Annotated[float, BeforeValidator(_scale)] | None = None
 
@@ -329,9 +383,9 @@ class MeterLogSource(_Source):
     """Readings logged by a power analyser or read off a display, loaded after the run."""
 
     type: Literal["meter-log"]
-    path: Text  # relative to the site file
+    path: PathText  # relative to the site file
     format: Literal["csv", "ptdaemon"] = "csv"
-    tz: Text | None = None  # the log's time zone where its timestamps carry none (PTDaemon: always)
+    tz: Zone | None = None  # the log's time zone where its timestamps carry none (PTDaemon: always)
 
     def label(self) -> str:
         return f"meter-log {self.path}"
@@ -342,11 +396,11 @@ class DcmiSource(_Source):
 
     _SECRETS = ("password",)
     type: Literal["dcmi"]
-    host: Text
+    host: Host
     port: Port = 623
     username: Text | None = None
     password_env: EnvName | None = None
-    password_file: Text | None = None
+    password_file: PathText | None = None
     password: Refused = None
     interface: Literal["lanplus", "lan"] = "lanplus"
 
@@ -374,8 +428,8 @@ class Node(_Strict):
 
 class Rack(_Strict):
     name: Name
-    pdus: list[PduSource] = Field(default_factory=list)
-    nodes: Annotated[list[Node], Field(min_length=1)]
+    pdus: Annotated[list[PduSource], Field(max_length=BOUNDS["meters_per_rack"])] = Field(default_factory=list)
+    nodes: Annotated[list[Node], Field(min_length=1, max_length=BOUNDS["nodes_per_rack"])]
 
     def devices_by_model(self) -> Counter[str]:
         """Model → number of devices in this rack."""
@@ -444,6 +498,7 @@ _EXPECTED_BY_TYPE = {
     "union_tag_invalid": "a type among: {expected_tags}",
     "union_tag_not_found": "a mapping with a `type` field",
     "too_short": "at least one entry",
+    "too_long": "at most {max_length} entries",
 }
 
 
@@ -564,14 +619,11 @@ def load_site(path: str | Path) -> Site:
     """Read and validate a site file (YAML, safely: at most 16 MiB, no aliases, no tags, no duplicate keys)."""
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            raw = fh.read(MAX_SITE_BYTES + 1)  # read no further than the limit (a FIFO, /dev/zero)
-    except FileNotFoundError:
+        raw = read_regular_file(p, MAX_SITE_BYTES)
+    except MissingFile:
         raise SiteError(str(p), [Issue("(file)", str(p), "an existing site file")]) from None
-    except OSError as exc:
-        raise SiteError(str(p), [Issue("(file)", str(p), f"a readable file ({exc.strerror or exc})")]) from None
-    if len(raw) > MAX_SITE_BYTES:
-        raise SiteError(str(p), [Issue("(file)", _MISSING, f"a site file of at most {MAX_SITE_BYTES // 2**20} MiB")])
+    except UnreadableFile as exc:
+        raise SiteError(str(p), [Issue("(file)", str(p), f"a readable file, as a site file: {exc}")]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -607,12 +659,10 @@ def resolve_secret(ref: SecretRef | None, env: Mapping[str, str] = os.environ, b
     if not p.is_absolute():
         p = (base_dir or Path.cwd()) / p
     try:
-        with p.open("rb") as fh:
-            raw = fh.read(MAX_SECRET_BYTES + 1)
-        value = raw.decode("utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
+        value = read_regular_file(p, MAX_SECRET_BYTES).decode("utf-8").rstrip("\r\n")
+    except (UnreadableFile, UnicodeDecodeError) as exc:
         raise SiteError(where, [Issue(f"{ref.field}_file", str(p), f"a readable UTF-8 file ({exc})")]) from None
-    if not value or len(raw) > MAX_SECRET_BYTES:
+    if not value:
         raise SiteError(where, [Issue(f"{ref.field}_file", str(p), f"a file holding the {ref.field} (not empty, at most 64 KiB)")])
     return value
 

@@ -37,10 +37,13 @@ IANA zone, a local time that is skipped or repeated by a daylight-saving change 
 An explicit offset in an ISO timestamp always wins over ``tz``.
 
 Checks (each failure is one :class:`MeterLogError` naming the file, line, column and value):
-timestamps strictly increasing; intervals not overlapping the previous reading by more than
-:data:`OVERLAP_TOLERANCE_REL` of their length (PTDaemon's 1 s samples jitter by ~10 ms); power
-finite and non-negative; energy not decreasing; UTF-8 text (a BOM is allowed); files above
-:data:`MAX_LOG_BYTES` refused before parsing.
+timestamps strictly increasing and inside :data:`EPOCH_RANGE_S`; intervals not overlapping the
+previous reading by more than :data:`OVERLAP_TOLERANCE_REL` of their length (PTDaemon's 1 s
+samples jitter by ~10 ms); every quantity finite, non-negative and physically plausible
+(:data:`QUANTITY_MAX`: a meter of a rack reads at most the rack bound of
+``bench.audit_figures.POWER_BOUNDS_W``); energy not decreasing; UTF-8 text (a BOM is allowed);
+a regular file (no FIFO or device) of at most :data:`MAX_LOG_BYTES`, checked before reading,
+and at most :data:`MAX_READINGS` readings (so memory stays bounded).
 
 ``resolution_w`` is inferred from the printed numbers: the finest decimal place any reading
 uses, trailing zeros ignored (PTDaemon prints ``23.430000``: 0.01 W), times the unit. It is what
@@ -61,10 +64,21 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable
 
+from ..audit_figures import POWER_BOUNDS_W
+from ..bounded_read import UnreadableFile, read_regular_file
 from .base import PowerError
 
-#: the largest log read (a 1 Hz PTDaemon log of a year is ~4 GiB: split such logs per run)
-MAX_LOG_BYTES = 256 * 1024 * 1024
+#: the largest log read (a 1 Hz PTDaemon log of a week is ~60 MiB: split longer logs per run)
+MAX_LOG_BYTES = 128 * 1024 * 1024
+#: the most readings one log may hold (11 days at 1 Hz): bounds the memory its rows take
+MAX_READINGS = 1_000_000
+#: the largest plausible value of each quantity: (bound in SI units, unit, why); power per scope, the audit's bounds
+QUANTITY_MAX: dict[str, tuple[Decimal, str, str]] = {
+    "interval_s": (Decimal(3600), "s", "a reading averaged over more than an hour is no reading of a run"),
+    "energy_j": (Decimal(10) ** 16, "J", "a 300 kW rack's register after 1,000 years"),
+    **{f"power_w/{scope}": (Decimal(int(w)), "W", f"the most a {scope} meter can plausibly read")
+       for scope, w in POWER_BOUNDS_W.items()},
+}
 #: how much of the previous reading's interval a reading may overlap (clock jitter), relative
 OVERLAP_TOLERANCE_REL = 0.05
 #: PTDaemon's sample: the analyser's average over the second ending at the timestamp
@@ -203,7 +217,7 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-@dataclass
+@dataclass(slots=True)  # up to MAX_READINGS of them
 class _Row:
     line: int
     t_end_epoch_s: float
@@ -222,6 +236,7 @@ class _Ctx:
     path: str
     zone: dt.tzinfo | None
     tz_name: str | None
+    scope: str = "rack"
     skipped_lines: int = 0
     ignored_columns: tuple[str, ...] = ()
     message_counts: dict[str, int] = field(default_factory=dict)
@@ -243,6 +258,27 @@ class _Ctx:
             raise self.fail("a finite number" + (" >= 0" if non_negative else ""), line, column, raw)
         return d
 
+    def quantity(self, raw: str, line: int, column: str, kind: str, scale: Decimal = Decimal(1)) -> Decimal:
+        """A non-negative reading times ``scale`` (to SI), at most :data:`QUANTITY_MAX` of ``kind``."""
+        si = self.decimal(raw, line, column) * scale
+        top, unit, why = QUANTITY_MAX[kind]
+        if si > top:
+            shown = f"{float(top):,.6g} {unit}" + ("" if scale == 1 else f" ({float(top / scale):,.6g} in {column})")
+            raise self.fail(f"at most {shown}: {why}", line, column, raw)
+        return si
+
+    def in_range(self, epoch_s: float, raw: str, line: int, column: str) -> float:
+        lo, hi = EPOCH_RANGE_S
+        if not lo <= epoch_s < hi:
+            hint = " (milliseconds? divide by 1000)" if column == "epoch_s" else ""
+            raise self.fail(f"a time between 2000 and 2100{hint}", line, column, raw)
+        return epoch_s
+
+    def room(self, rows: list["_Row"], line: int) -> None:
+        """Refuse a reading past :data:`MAX_READINGS` (before parsing it)."""
+        if len(rows) >= MAX_READINGS:
+            raise self.fail(f"at most {MAX_READINGS:,} readings in one log (split it per run)", line)
+
     def epoch(self, naive_or_aware: dt.datetime, raw: str, line: int, column: str) -> float:
         """Epoch seconds of a parsed timestamp; naive ones through the given zone."""
         t = naive_or_aware
@@ -255,7 +291,11 @@ class _Ctx:
                 raise self.fail(f"a local time that exists once in {self.tz_name} (this one is skipped or repeated by a "
                                 "daylight-saving change: log with a UTC offset)", line, column, raw)
             t = a
-        return t.timestamp()
+        try:
+            epoch_s = t.timestamp()
+        except (OverflowError, ValueError):  # year 1 or 9999 pushed past the calendar by its offset
+            epoch_s = math.nan
+        return self.in_range(epoch_s, raw, line, column)
 
 
 def _exponent_w(value: Decimal, scale: Decimal) -> Decimal:
@@ -264,7 +304,8 @@ def _exponent_w(value: Decimal, scale: Decimal) -> Decimal:
     return Decimal(1).scaleb(exp if isinstance(exp, int) else 0) * scale
 
 
-def _parse_zone(path: str, tz: str | None) -> dt.tzinfo | None:
+def parse_zone(path: str, tz: str | None) -> dt.tzinfo | None:
+    """The zone ``tz`` names (None: none given); :class:`MeterLogError` naming ``path`` otherwise."""
     if tz is None:
         return None
     text = tz.strip()
@@ -285,23 +326,13 @@ def _parse_zone(path: str, tz: str | None) -> dt.tzinfo | None:
                             column="tz", value=tz) from None
 
 
-def _size(n: int) -> str:
-    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
-
-
 def _read_text(path: Path) -> tuple[str, str]:
-    """(text, sha256 of the bytes), bounded by MAX_LOG_BYTES; errors name the file."""
+    """(text, sha256 of the bytes), a regular file bounded by MAX_LOG_BYTES; errors name the file."""
     name = str(path)
     try:
-        size = os.stat(path).st_size
-        if size > MAX_LOG_BYTES:
-            raise MeterLogError(name, f"a log of at most {_size(MAX_LOG_BYTES)} (this one is {_size(size)}: split it per run)")
-        with open(path, "rb") as f:
-            data = f.read(MAX_LOG_BYTES + 1)
-    except OSError as exc:
-        raise MeterLogError(name, f"a readable file ({exc.strerror or exc})") from None
-    if len(data) > MAX_LOG_BYTES:
-        raise MeterLogError(name, f"a log of at most {_size(MAX_LOG_BYTES)} (it grew while being read)")
+        data = read_regular_file(path, MAX_LOG_BYTES)
+    except UnreadableFile as exc:
+        raise MeterLogError(name, f"a readable file: {exc}") from None
     digest = hashlib.sha256(data).hexdigest()
     try:
         return data.decode("utf-8-sig"), digest
@@ -322,11 +353,7 @@ def _iso_time(ctx: _Ctx, raw: str, line: int, column: str) -> float:
 
 
 def _epoch_time(ctx: _Ctx, raw: str, line: int, column: str) -> float:
-    value = float(ctx.decimal(raw, line, column))
-    lo, hi = EPOCH_RANGE_S
-    if not lo <= value < hi:
-        raise ctx.fail("epoch seconds between 2000 and 2100 (milliseconds? divide by 1000)", line, column, raw)
-    return value
+    return ctx.in_range(float(ctx.decimal(raw, line, column)), raw, line, column)
 
 
 def _one_of(ctx: _Ctx, names: list[str], table: dict[str, Any], what: str, line: int, required: bool) -> str | None:
@@ -363,6 +390,7 @@ def _parse_csv(ctx: _Ctx, text: str) -> list[_Row]:
                 continue
             if len(cells) != len(header):
                 raise ctx.fail(f"{len(header)} fields, as in the header", line, None, ",".join(cells))
+            ctx.room(rows, line)
             rows.append(_csv_row(ctx, dict(zip(header, cells)), cols, line))
     except csv.Error as exc:
         raise ctx.fail(f"well-formed CSV ({exc})", reader.line_num) from None
@@ -377,13 +405,13 @@ def _csv_row(ctx: _Ctx, rec: dict[str, str], cols: dict[str, str | None], line: 
     to_epoch = _iso_time if TIME_COLUMNS[tcol] == "iso8601" else _epoch_time
     t_end = to_epoch(ctx, rec[tcol], line, tcol)
     scale = POWER_COLUMNS[pcol]
-    power = ctx.decimal(rec[pcol], line, pcol)
+    power_w = ctx.quantity(rec[pcol], line, pcol, f"power_w/{ctx.scope}", scale)
     interval = 0.0
     if icol and rec[icol].strip():
-        interval = float(ctx.decimal(rec[icol], line, icol))
-    row = _Row(line, t_end, rec[tcol], tcol, interval, power * scale, _exponent_w(power, scale))
+        interval = float(ctx.quantity(rec[icol], line, icol, "interval_s"))
+    row = _Row(line, t_end, rec[tcol], tcol, interval, power_w, _exponent_w(power_w / scale, scale))
     if ecol and rec[ecol].strip():
-        row.energy_j = ctx.decimal(rec[ecol], line, ecol) * ENERGY_COLUMNS[ecol]
+        row.energy_j = ctx.quantity(rec[ecol], line, ecol, "energy_j", ENERGY_COLUMNS[ecol])
         row.energy_raw, row.energy_column = rec[ecol], ecol
     return row
 
@@ -397,7 +425,7 @@ def _ptd_message(ctx: _Ctx, fields: list[str], line: int) -> None:
 
 def _parse_ptdaemon(ctx: _Ctx, text: str) -> list[_Row]:
     rows: list[_Row] = []
-    for line, raw_line in enumerate(text.split("\n"), 1):
+    for line, raw_line in enumerate(io.StringIO(text, newline="\n"), 1):  # lazily: no list of every line
         s = raw_line.strip()
         if not s:
             continue
@@ -417,7 +445,8 @@ def _parse_ptdaemon(ctx: _Ctx, text: str) -> list[_Row]:
         except ValueError:
             raise ctx.fail("a PTDaemon time MM-DD-YYYY HH:MM:SS.mmm", line, "Time", fields[1]) from None
         t_end = ctx.epoch(t, fields[1], line, "Time")
-        power = ctx.decimal(fields[3], line, "Watts")
+        ctx.room(rows, line)
+        power = ctx.quantity(fields[3], line, "Watts", f"power_w/{ctx.scope}")
         rows.append(_Row(line, t_end, fields[1], "Time", PTDAEMON_INTERVAL_S, power, _exponent_w(power, Decimal(1))))
         mark = fields[11] if len(fields) > 11 else ""
         if mark and mark not in ctx.marks and len(ctx.marks) < MAX_RECORDED:
@@ -471,9 +500,9 @@ def load_meter_log(path: str | os.PathLike[str], fmt: str = "csv", *, scope: str
         raise MeterLogError(name, "scope 'rack', 'node' or 'device'", column="scope", value=scope)
     if accuracy_rel is not None and not (_finite(accuracy_rel) and 0 < accuracy_rel < 1):
         raise MeterLogError(name, "an accuracy above 0 and below 1 (relative to the reading)", column="accuracy_rel", value=accuracy_rel)
-    zone = _parse_zone(name, tz)
+    zone = parse_zone(name, tz)
     text, digest = _read_text(Path(path))
-    ctx = _Ctx(name, zone, tz)
+    ctx = _Ctx(name, zone, tz, scope)
     rows = _PARSERS[fmt](ctx, text)
     readings = _readings(ctx, rows)
     source = MeterLogSource(
