@@ -1,0 +1,318 @@
+"""The energy of one power source over exactly a window: the arithmetic a rack figure uses
+(:mod:`icb_bench.bench.rack`) and the one `bench verify` recomputes it with (verify/rack_energy.py).
+
+Pure data: no I/O, no clocks, no numpy or torch (only the standard library and the power
+package's pure coverage rule), so verify can import it. Method: see :func:`source_energy`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+from .plan import MIN_ASSESSMENT_S
+from .power.base import PowerSample
+from .power.coverage import CoverageRule, ReadError, judge
+from .power.sampler import _counter_at
+
+__all__ = ["ASSURANCE_SCOPE", "MeterScope", "MeterMethod", "Status", "STATUSES", "RackRules", "RULES", "RackInputError", "MeterSpec",
+           "Reading", "MeterSeries", "SourceEnergy", "source_energy"]
+
+MeterScope = Literal["rack", "node"]
+MeterMethod = Literal["polled", "counter", "meter-log"]
+Status = Literal["ok", "insufficient", "missing"]
+STATUSES: tuple[Status, ...] = ("ok", "insufficient", "missing")
+#: assurance levels, best first, with the power scope each one measures
+ASSURANCE_SCOPE: dict[str, str] = {"rack-meter": "rack", "node-meters": "node", "device-counters": "device"}
+
+
+@dataclass(frozen=True)
+class RackRules:
+    """Every threshold of the rack figure, in one place."""
+
+    #: MLPerf Power: power and performance timestamps within 800 ms
+    max_phase_spread_s: float = 0.8
+    #: dead / stale / gap / too-few judgement of polled readings, shared with the node sampler:
+    #: fewer than 10 readings inside is ``insufficient`` (contract), a gap over 3 periods ``missing``
+    coverage: CoverageRule = CoverageRule(min_samples=10, max_gap_intervals=3.0)
+    #: Green500 Level 2: each reading's interval ≤ 10 % of the core phase
+    max_interval_fraction: float = 0.10
+    #: Green500 Level 2: at least one reading per second (with 5 % jitter allowed)
+    max_period_s: float = 1.0
+    period_jitter_rel: float = 0.05
+    #: coverage factor of the low/high bounds (~95 %)
+    coverage_k: float = 2.0
+    #: Green500: a core phase of at least one minute (the same bound as a device's grade)
+    min_assessment_window_s: float = MIN_ASSESSMENT_S
+    #: device counter accuracy when a load states none (NVML: power within ±5 %)
+    device_counter_accuracy_rel: float = 0.05
+    #: floating-point slack of the plausibility bound (the bound itself is exact arithmetic)
+    plausibility_rel_tol: float = 1e-9
+
+
+RULES = RackRules()
+
+
+class RackInputError(ValueError):
+    """Bad input to the rack arithmetic: names the field, the value and what was expected."""
+
+
+def _bad(field_name: str, value: Any, expected: str) -> RackInputError:
+    return RackInputError(f"{field_name}: got {value!r}; expected {expected}")
+
+
+def _is_finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _finite(field_name: str, value: float | None, *, optional: bool = False, positive: bool = False) -> None:
+    if value is None:
+        if not optional:
+            raise _bad(field_name, value, "a number")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(field_name, value, "a finite number")
+    if positive and value <= 0:
+        raise _bad(field_name, value, "a number > 0")
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """A power source and what it states about itself.
+
+    ``interval_s``: how long each reading averages (0 for an instantaneous one); ``period_s``: the
+    nominal spacing of readings (None: the median spacing of the readings); ``resolution_j``: the
+    energy counter's step (counter sources).
+    """
+
+    source_id: str
+    scope: MeterScope
+    method: MeterMethod
+    accuracy_rel: float
+    resolution_w: float = 0.0
+    interval_s: float = 0.0
+    period_s: float | None = None
+    resolution_j: float = 0.0
+
+    def __post_init__(self) -> None:
+        where = f"meter {self.source_id!r}"
+        if self.scope not in ("rack", "node"):
+            raise _bad(f"{where}.scope", self.scope, "'rack' or 'node'")
+        if self.method not in ("polled", "counter", "meter-log"):
+            raise _bad(f"{where}.method", self.method, "'polled', 'counter' or 'meter-log'")
+        for name in ("accuracy_rel", "resolution_w", "interval_s", "resolution_j"):
+            value = getattr(self, name)
+            _finite(f"{where}.{name}", value)
+            if value < 0:
+                raise _bad(f"{where}.{name}", value, "a number ≥ 0")
+        _finite(f"{where}.period_s", self.period_s, optional=True, positive=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One reading: the interval it covers (equal edges for an instantaneous one), its power and/or
+    energy counter value; ``ok=False`` for a failed read, with ``error``."""
+
+    t_begin_s: float
+    t_end_s: float
+    power_w: float | None = None
+    energy_j: float | None = None
+    ok: bool = True
+    error: str | None = None
+    #: the source's own timestamp of the reading (e.g. Redfish ReadingTime): tells a stale source
+    source_time: str | None = None
+
+    def __post_init__(self) -> None:
+        _finite("reading.t_begin_s", self.t_begin_s)
+        _finite("reading.t_end_s", self.t_end_s)
+        if self.t_end_s < self.t_begin_s:
+            raise _bad("reading.t_end_s", self.t_end_s, f"≥ t_begin_s ({self.t_begin_s})")
+        _finite("reading.power_w", self.power_w, optional=True)
+        _finite("reading.energy_j", self.energy_j, optional=True)
+
+    @property
+    def t_mid_s(self) -> float:
+        return 0.5 * (self.t_begin_s + self.t_end_s)
+
+    #: where :func:`~icb_bench.bench.power.coverage.judge` reads a sample's time: a reading has the
+    #: ``t_s``, ``power_w`` and ``source_time`` it reads, so it is judged without a copy
+    t_s = t_mid_s
+
+
+@dataclass(frozen=True)
+class MeterSeries:
+    """Every reading of one source, in any order."""
+
+    spec: MeterSpec
+    readings: Sequence[Reading]
+
+
+# -- energy of one source -----------------------------------------------------------------------
+@dataclass
+class SourceEnergy:
+    """Energy of one source over the window, its standard uncertainty and how it was obtained."""
+
+    source_id: str
+    method: str
+    status: Status
+    reason: str | None = None
+    energy_j: float | None = None
+    u_energy_j: float | None = None  # standard (1σ) uncertainty, absolute
+    readings_inside: int = 0
+    readings_dropped_at_edges: int = 0
+    components_rel: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self, window_s: float) -> dict[str, Any]:
+        ok = self.status == "ok" and self.energy_j is not None
+        return {
+            "source": self.source_id, "method": self.method, "status": self.status, "reason": self.reason,
+            "energy_j": self.energy_j if ok else None,
+            "power_w": self.energy_j / window_s if ok else None,  # type: ignore[operator]
+            "uncertainty_rel": (self.u_energy_j / self.energy_j) if ok and self.energy_j else None,  # type: ignore[operator]
+            "readings_inside": self.readings_inside, "readings_dropped_at_edges": self.readings_dropped_at_edges,
+            "uncertainty_components_rel": self.components_rel,
+        }
+
+
+def _period_s(spec: MeterSpec, times: Sequence[float]) -> float | None:
+    """The nominal spacing of readings, or the median spacing of the successful ones."""
+    if spec.period_s is not None:
+        return spec.period_s
+    diffs = [b - a for a, b in zip(times, times[1:]) if b > a]
+    return statistics.median(diffs) if diffs else None
+
+
+def _stdev(values: Sequence[float]) -> float:
+    """Sample standard deviation (statistics.stdev is exact but ~20× slower: it adds Fractions)."""
+    m = math.fsum(values) / len(values)
+    return math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def _combine_rel(energy_j: float, comps: dict[str, float]) -> float:
+    return energy_j * math.sqrt(sum(c * c for c in comps.values()))
+
+
+def _polled_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) -> SourceEnergy:
+    spec = series.spec
+    out = SourceEnergy(spec.source_id, spec.method, "missing")
+    window_s = t1 - t0
+    inside: list[Reading] = []
+    errors: list[ReadError] = []
+    good_mid: list[float] = []
+    for r in series.readings:
+        tb, te = r.t_begin_s, r.t_end_s
+        good = r.ok and r.power_w is not None
+        if good:
+            good_mid.append(0.5 * (tb + te))
+        if te < t0 or tb > t1 or (te > tb and (te <= t0 or tb >= t1)):
+            continue  # wholly outside (an interval that only touches an edge is outside)
+        if tb < t0 or te > t1:
+            out.readings_dropped_at_edges += 1  # straddles an edge: only part of it is the window's
+        elif good:
+            inside.append(r)
+        else:
+            errors.append(ReadError(r.t_mid_s, r.error or "no power value"))
+    good_mid.sort()
+    period = _period_s(spec, good_mid)
+    interval_s = max(period or rules.max_period_s, spec.interval_s)
+    # dead, stale, gaps, too few: the same judgement as the node's own sampler (bench/power/coverage.py)
+    cov = judge(inside, t0, t1, interval_s, errors, rules.coverage)  # type: ignore[arg-type]  # Reading.t_s
+    out.readings_inside = n = cov.readings_inside
+    if cov.read_errors or cov.stale or cov.max_gap_s > cov.gap_limit_s:
+        out.reason = f"{spec.source_id}: {cov.reason}"
+        return out
+    short = [cov.reason] if not cov.ok else []
+    if spec.interval_s > rules.max_interval_fraction * window_s:
+        short.append(f"each reading averages {spec.interval_s:g} s (> {rules.max_interval_fraction:.0%} of the {window_s:.3f} s window)")
+    if period is not None and period > rules.max_period_s * (1 + rules.period_jitter_rel):
+        short.append(f"one reading every {period:.3g} s (< {1 / rules.max_period_s:g} Hz)")
+    if short:
+        out.status, out.reason = "insufficient", f"{spec.source_id}: " + "; ".join(short)
+        return out
+    powers = [float(r.power_w) for r in inside]  # type: ignore[arg-type]
+    mean_w = statistics.fmean(powers)
+    out.energy_j = mean_w * window_s
+    comps = {"accuracy": spec.accuracy_rel}
+    if mean_w > 0:
+        comps["sampling"] = _stdev(powers) / math.sqrt(len(powers)) / mean_w
+        comps["resolution"] = spec.resolution_w / math.sqrt(12) / mean_w
+    out.components_rel = comps
+    out.u_energy_j = _combine_rel(out.energy_j, comps)
+    out.status = "ok"
+    return out
+
+
+def _counter_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) -> SourceEnergy:
+    spec = series.spec
+    out = SourceEnergy(spec.source_id, spec.method, "missing")
+    pts = sorted((PowerSample(t_s=r.t_mid_s, energy_j=r.energy_j) for r in series.readings
+                  if r.ok and r.energy_j is not None), key=lambda s: s.t_s)
+    failed = sum(1 for r in series.readings if not r.ok and t0 <= r.t_mid_s <= t1)
+    times = [s.t_s for s in pts]
+    period = _period_s(spec, times)
+    near_s = rules.coverage.max_gap_s(period) if period is not None else math.inf
+    e0, e1 = _counter_at(pts, t0, near_s), _counter_at(pts, t1, near_s)
+    if e0 is None or e1 is None:
+        edge = "begin" if e0 is None else "end"
+        out.reason = (f"{spec.source_id}: no successful counter reads within {near_s:.3g} s on both sides "
+                      f"of the window's {edge}")
+        return out
+    # the counter reads that bracket each edge, and every read between them
+    lo = max(i for i, t in enumerate(times) if t <= t0)
+    hi = min(i for i, t in enumerate(times) if t >= t1)
+    used = pts[lo:hi + 1]
+    out.readings_inside = sum(1 for s in used if t0 <= s.t_s <= t1)
+    values = [float(s.energy_j) for s in used]  # type: ignore[arg-type]
+    if any(b < a for a, b in zip(values, values[1:])):
+        out.reason = f"{spec.source_id}: counter went backwards inside the window"
+        return out
+    if e1 <= e0:
+        out.reason = f"{spec.source_id}: stale: counter frozen at {e0:g} J over the whole window"
+        return out
+    # the interpolation at an edge is exact for constant power between the reads around it
+    edge_gaps = [min(s.t_s for s in used if s.t_s >= t) - max(s.t_s for s in used if s.t_s <= t) for t in (t0, t1)]
+    out.energy_j = e1 - e0
+    seg_w = [(b.energy_j - a.energy_j) / (b.t_s - a.t_s) for a, b in zip(used, used[1:]) if b.t_s > a.t_s]  # type: ignore[operator]
+    spread_w = _stdev(seg_w) if len(seg_w) >= 2 else 0.0
+    comps = {
+        "accuracy": spec.accuracy_rel,
+        # two reads, each quantised: variance 2 × q²/12
+        "resolution": spec.resolution_j / math.sqrt(6) / out.energy_j,
+        # power may vary inside the bracketing intervals: ± half the gap × the power's spread per edge
+        "edges": math.hypot(*(0.5 * g * spread_w for g in edge_gaps)) / out.energy_j,
+    }
+    out.components_rel = comps
+    out.u_energy_j = _combine_rel(out.energy_j, comps)
+    out.status = "ok"
+    if failed:
+        out.reason = f"{spec.source_id}: {failed} failed read(s) inside the window (the counter bridges them)"
+    return out
+
+
+def source_energy(series: MeterSeries, t_begin_s: float, t_end_s: float, rules: RackRules = RULES) -> SourceEnergy:
+    """Energy of one source over exactly ``[t_begin_s, t_end_s]``.
+
+    * ``counter``: the counter interpolated linearly at each edge between the successful reads on
+      both sides (both edges must be bracketed, and those reads ≤ 3 periods apart); the counter
+      must advance and never go backwards. Failed reads between the edges do not matter.
+      Uncertainty: stated accuracy ⊕ quantisation of two reads (resolution_j/√6) ⊕ per edge half
+      the bracketing gap × the spread of the counter-derived power.
+    * ``polled`` / ``meter-log`` (readings that are samples or interval averages): only readings
+      wholly inside the window count; those straddling an edge are dropped and counted. Energy =
+      mean power of the inside readings × window length. Each reading is the average over its own
+      interval (or a sample of the load): their mean estimates the window's mean power without
+      any value outside the window. A trapezoid would treat interval averages as point values at
+      their midpoints and need the power at the edges, which is a held or extrapolated value — what
+      the methodology forbids. Needs ≥ 10 readings inside, each interval ≤ 10 % of the window and
+      ≥ 1 Hz (else ``insufficient``); a failed read inside, a gap > 3 periods (edges included) or
+      a value (or source timestamp) frozen over the whole window is ``missing`` -- judged by
+      :func:`~icb_bench.bench.power.coverage.judge`, the node sampler's own rule. Uncertainty: stated accuracy (taken as a
+      standard uncertainty: conservative, a maximum-error bound would be a/√3) ⊕ the standard
+      error of the mean of the readings (an underestimate when readings are correlated, small
+      beside the accuracy under a steady GEMM load) ⊕ resolution_w/√12.
+    """
+    if series.spec.method == "counter":
+        return _counter_energy(series, t_begin_s, t_end_s, rules)
+    return _polled_energy(series, t_begin_s, t_end_s, rules)
