@@ -1,8 +1,10 @@
 """The operating point of a core phase: at the power limit or not, fully loaded or not, throttled
 or not. Pure: figures in, a dict out.
 
-- ``at_power_limit``: the reader reported its power-cap reason (NVML ``SwPowerCap``) in the
-  window, or the window's median power is within ``LoadRule.at_limit_band_rel`` of the limit. This
+- ``at_power_limit``: the reader reported its power-cap reason (NVML ``SwPowerCap``) in at least
+  ``LoadRule.cap_share_min`` of the window's samples (a cap seen once, e.g. at the window's edge,
+  is not the operating point), or the window's median power is within
+  ``LoadRule.at_limit_band_rel`` of the limit. This
   is the normal operating point of a sustained GEMM, recorded with the limit, its default and its
   allowed range -- never counted as throttling.
 - ``fully_loaded`` (DCGM-style): the window's average power reached ``fully_loaded_rel`` × the
@@ -28,6 +30,8 @@ class LoadRule:
 
     at_limit_band_rel: float = 0.05
     fully_loaded_rel: float = 0.75
+    #: share of the window's samples that must report the power-cap reason for it to count
+    cap_share_min: float = 0.5
 
 
 DEFAULT_LOAD_RULE = LoadRule()
@@ -44,6 +48,8 @@ class WindowLoad:
     throttle_reasons: Sequence[str]  # thermal / hardware slowdown reasons seen
     sm_clock_mhz_median: float | None = None
     base_sm_clock_mhz: float | None = None
+    #: share of the window's samples reporting a cap reason (None: unknown, any report counts)
+    cap_share: float | None = None
 
 
 def operating_point(load: WindowLoad, rule: LoadRule = DEFAULT_LOAD_RULE) -> dict[str, Any]:
@@ -51,7 +57,8 @@ def operating_point(load: WindowLoad, rule: LoadRule = DEFAULT_LOAD_RULE) -> dic
     limit_w = load.limits.get("limit_w")
     median_w = statistics.median(load.power_samples_w) if load.power_samples_w else None
     at_limit: bool | None
-    if load.cap_reasons:
+    capped = bool(load.cap_reasons) and (load.cap_share is None or load.cap_share >= rule.cap_share_min)
+    if capped:
         at_limit = True
     elif limit_w and median_w is not None:
         at_limit = median_w >= (1.0 - rule.at_limit_band_rel) * limit_w
@@ -69,6 +76,7 @@ def operating_point(load: WindowLoad, rule: LoadRule = DEFAULT_LOAD_RULE) -> dic
     return {
         "at_power_limit": at_limit,
         "power_cap_reasons": list(dict.fromkeys(load.cap_reasons)),
+        "power_cap_share": load.cap_share,
         "power_limit": dict(load.limits),
         "power_w_median": median_w,
         "load_rel": load_rel,
@@ -86,14 +94,23 @@ def operating_point(load: WindowLoad, rule: LoadRule = DEFAULT_LOAD_RULE) -> dic
 
 def cap_reasons_of(reader: Any, masks: Iterable[int | None]) -> list[str]:
     """Operating-point reasons a reader decodes from the raw masks of a trace (none if it cannot)."""
+    return cap_summary(reader, masks)[0]
+
+
+def cap_summary(reader: Any, masks: Iterable[int | None]) -> tuple[list[str], float | None]:
+    """(operating-point reasons seen, share of the masks reporting one) from a window's raw
+    masks; ([], None) when the reader cannot decode them or no mask was read."""
     decode = getattr(reader, "decode_operating_point", None)
-    if decode is None:
-        return []
+    read = [m for m in masks if m is not None]
+    if decode is None or not read:
+        return [], None
     seen: dict[str, None] = {}
-    for mask in masks:
-        for name in decode(mask):
-            seen[name] = None
-    return list(seen)
+    capped = 0
+    for mask in read:
+        names = decode(mask)
+        capped += bool(names)
+        seen.update(dict.fromkeys(names))
+    return list(seen), capped / len(read)
 
 
-__all__ = ["CLOCK_BELOW_BASE", "DEFAULT_LOAD_RULE", "LoadRule", "WindowLoad", "cap_reasons_of", "operating_point"]
+__all__ = ["CLOCK_BELOW_BASE", "DEFAULT_LOAD_RULE", "LoadRule", "WindowLoad", "cap_reasons_of", "cap_summary", "operating_point"]

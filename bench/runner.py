@@ -379,18 +379,21 @@ def _heater_shape(plan: RunPlan, backend: Any, dtype: str, free_b: int, info: di
 def _operating_point(reader: Any, window: Any, rows: list[dict[str, Any]], telemetry: dict[str, Any],
                      info: dict[str, Any]) -> dict[str, Any]:
     """The window's operating point (bench/load_check.py) from the reader and the trace."""
-    from .load_check import WindowLoad, cap_reasons_of, operating_point
+    from .load_check import WindowLoad, cap_summary, operating_point
 
     limits_fn = getattr(reader, "power_limits", None)
     limits = dict(limits_fn()) if callable(limits_fn) else {}
     if limits.get("limit_w") is None:
         limits["limit_w"] = telemetry.get("power_limit_w")
     inside = [r for r in rows if 0.0 <= r["t_s"] <= (window.window_s or 0.0)]
+    # the window's own samples only: the trace also keeps one sample on either side of it
+    cap_reasons, cap_share = cap_summary(reader, (r.get("throttle_reasons") for r in inside))
     return operating_point(WindowLoad(
         power_w=window.power_w,
         power_samples_w=[r["power_w"] for r in inside if r.get("power_w") is not None],
         limits=limits,
-        cap_reasons=cap_reasons_of(reader, (r.get("throttle_reasons") for r in rows)),
+        cap_reasons=cap_reasons,
+        cap_share=cap_share,
         throttle_reasons=list(window.throttle_reasons or []),
         sm_clock_mhz_median=telemetry.get("sm_clock_mhz_median"),
         base_sm_clock_mhz=(info.get("extra") or {}).get("base_sm_clock_mhz"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from icb_bench.bench.load_check import CLOCK_BELOW_BASE, WindowLoad, operating_point
+from icb_bench.bench.load_check import CLOCK_BELOW_BASE, WindowLoad, cap_summary, operating_point
 from icb_bench.bench.power.nvml import NvmlReader
 from icb_bench.bench.power.sampler import Sampler
 from icb_bench.bench.runner import _operating_point
@@ -108,3 +109,29 @@ def test_a_lowered_limit_is_recorded_against_its_default(fake_nvml):
     op = operating_point(load(power_w=300.0, power_samples_w=[300.0], limits=limits, cap_reasons=[]))
     assert op["power_limit"]["limit_w"] == 500.0 and op["power_limit"]["default_w"] == 700.0
     assert op["fully_loaded"] is False and op["at_power_limit"] is False
+
+
+def test_a_cap_seen_in_few_samples_is_not_the_operating_point():
+    off = dict(power_w=600.0, power_samples_w=[600.0] * 3)  # below the 5 % band of the limit
+    assert operating_point(load(cap_share=0.1, **off))["at_power_limit"] is False
+    assert operating_point(load(cap_share=0.5, **off))["at_power_limit"] is True
+    op = operating_point(load(cap_share=0.9, **off))
+    assert op["at_power_limit"] is True and op["power_cap_share"] == 0.9
+
+
+def test_cap_summary_counts_the_masks_that_report_a_cap(fake_nvml):
+    with NvmlReader(0) as r:
+        assert cap_summary(r, [0x4, 0x0, 0x4 | 0x1, None]) == (["SwPowerCap"], pytest.approx(2 / 3))
+        assert cap_summary(r, [None, None]) == ([], None)
+    assert cap_summary(object(), [0x4]) == ([], None)  # a reader that cannot decode
+
+
+def test_the_edge_samples_outside_the_window_do_not_set_the_operating_point(fake_nvml):
+    window = SimpleNamespace(window_s=1.0, power_w=600.0, throttle_reasons=[])
+    rows = [{"t_s": t, "power_w": 600.0, "throttle_reasons": mask}
+            for t, mask in ((-0.05, 0x4), (0.0, 0x0), (0.5, 0x0), (1.0, 0x0), (1.05, 0x4))]
+    with NvmlReader(0) as r:
+        op = _operating_point(r, window, rows, {}, {"extra": {}})
+        capped = _operating_point(r, window, [{**row, "throttle_reasons": 0x4} for row in rows], {}, {"extra": {}})
+    assert op["at_power_limit"] is False and op["power_cap_reasons"] == [] and op["power_cap_share"] == 0.0
+    assert capped["at_power_limit"] is True and capped["power_cap_share"] == 1.0
