@@ -36,11 +36,25 @@ class AnomalyRules:
 
 
 def _field(doc: dict[str, Any], section: str, key: str, lo: float, hi: float) -> float:
-    v = (doc.get(section) or {}).get(key) if section else doc.get(key)
+    sec = doc.get(section) if section else doc
+    v = sec.get(key) if isinstance(sec, dict) else None
     name = f"{section}.{key}" if section else key
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
         raise AnomalyRulesError(f"{RULES_FILE}: {name} is {v!r}, expected a number in [{lo:g}, {hi:g}]")
     return float(v)
+
+
+def parse_rules(doc: Any) -> AnomalyRules:
+    """The thresholds of a rules document (the YAML read), checked; AnomalyRulesError naming the field."""
+    if not isinstance(doc, dict) or doc.get("schema") != RULES_SCHEMA:
+        got = doc.get("schema") if isinstance(doc, dict) else doc
+        raise AnomalyRulesError(f"{RULES_FILE}: schema is {got!r}, expected {RULES_SCHEMA!r}")
+    return AnomalyRules(
+        min_siblings=int(_field(doc, "", "min_siblings", 1, 1e6)),
+        clock_min_fraction=_field(doc, "clock", "min_fraction_of_siblings", 0.0, 1.0),
+        temperature_max_above_c=_field(doc, "temperature", "max_above_siblings_c", 0.0, 200.0),
+        throughput_max_fraction=_field(doc, "throughput", "max_fraction_of_siblings", 0.0, 1.0),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -48,15 +62,7 @@ def load_rules() -> AnomalyRules:
     """The thresholds of ``bench/data/anomaly.yaml``, checked."""
     import yaml
 
-    doc = yaml.safe_load(files("icb_bench.bench").joinpath(RULES_FILE).read_text(encoding="utf-8"))
-    if not isinstance(doc, dict) or doc.get("schema") != RULES_SCHEMA:
-        raise AnomalyRulesError(f"{RULES_FILE}: schema is {(doc or {}).get('schema')!r}, expected {RULES_SCHEMA!r}")
-    return AnomalyRules(
-        min_siblings=int(_field(doc, "", "min_siblings", 1, 1e6)),
-        clock_min_fraction=_field(doc, "clock", "min_fraction_of_siblings", 0.0, 1.0),
-        temperature_max_above_c=_field(doc, "temperature", "max_above_siblings_c", 0.0, 200.0),
-        throughput_max_fraction=_field(doc, "throughput", "max_fraction_of_siblings", 0.0, 1.0),
-    )
+    return parse_rules(yaml.safe_load(files("icb_bench.bench").joinpath(RULES_FILE).read_text(encoding="utf-8")))
 
 
 @dataclass(frozen=True)
@@ -156,4 +162,4 @@ def describe(a: dict[str, Any]) -> str:
     return f"{label} {value} {unit} {a.get('rule')} {med} {unit} (threshold {thr} {unit}, {a.get('siblings')} siblings{cause})"
 
 
-__all__ = ["AnomalyRules", "AnomalyRulesError", "METRICS", "describe", "load_rules", "node_anomalies"]
+__all__ = ["AnomalyRules", "AnomalyRulesError", "METRICS", "describe", "load_rules", "node_anomalies", "parse_rules"]

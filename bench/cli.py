@@ -259,6 +259,7 @@ def run(
 
 def run_payload(rec: record.RunRecord) -> dict[str, Any]:
     """The `--json` object of `bench run` and `bench show`."""
+    from . import liveness
     from .orchestrate import node_aggregates
     from .runner import summarize
 
@@ -282,6 +283,7 @@ def run_payload(rec: record.RunRecord) -> dict[str, Any]:
         "missing_nodes": m.get("missing_nodes") or [],
         "core_phase_skew": m.get("core_phase_skew") or [],
         "runs": m.get("runs") or [],
+        "writer": liveness.writer_state(rec.path, rec.status),  # a running record: its writer alive or gone
     }
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .anomaly import describe
+
 
 def _f(x: Any, fmt: str = "{:.1f}") -> str:
     return "—" if x is None else fmt.format(x)
@@ -39,6 +41,18 @@ def _inputs_text(plan: dict[str, Any]) -> str:
     return f"seed: {plan.get('seed')}"
 
 
+def _anomaly_cell(g: dict[str, Any]) -> str:
+    """The node table's anomaly column: the devices flagged, else whether the check could run at all."""
+    flagged = g.get("anomalies") or []
+    if flagged:
+        return ", ".join(f"{x.get('device')}: {x.get('kind')}" for x in flagged)
+    check = g.get("anomaly_check")
+    if not isinstance(check, dict):
+        return "—"  # a record from before the check
+    missing = [k for k, v in check.items() if str(v).startswith("not available")]
+    return "none" if not missing else ("not available" if len(missing) == len(check) else f"none ({', '.join(missing)} n/a)")
+
+
 def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
     import sys
 
@@ -49,6 +63,10 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
                   f"profile: {plan.get('profile')}  core phase (planned): {_f(plan.get('duration_s'))} s per dtype  "
                   f"{_inputs_text(plan)}",
                   highlight=False)
+    writer = payload.get("writer") or {}
+    if writer.get("text"):  # a running record: its writer alive, or gone (the run died)
+        style = "yellow" if writer.get("state") == "alive" else "bold red"
+        console.print(f"[{style}]writer:[/] {writer['text']}", highlight=False, soft_wrap=True)
     warnings: list[str] = []
     ms = payload["measurements"]
     devices: dict[str, dict[str, Any]] = {}
@@ -100,13 +118,14 @@ def print_run(payload: dict[str, Any], console: Console | None = None) -> None:
         a_unit, a_factor = throughput_unit([g.get("tflops") for g in nodes])
         a = Table(title="节点合计 / node totals (valid devices)", title_justify="left")
         for col in ("节点\nnode", "精度\ndtype", "设备数\ndevices", f"{a_unit}\nsum", "功率 W", "算效\nGFLOPS/W",
-                    "功率口径\npower scope", "离群\noutliers"):
+                    "功率口径\npower scope", "离群\noutliers", "时钟/温度异常\nclock/temp anomalies"):
             a.add_column(col)
         for g in nodes:
             scope = "sum of devices" if g.get("power_scope") == "device" else f"{g.get('power_scope')} ({g.get('power_source')})"
             a.add_row(str(g.get("host") or "—"), g["dtype"], str(g["devices"]), _scaled(g.get("tflops"), a_factor),
                       _f(g.get("power_w")), _f(g.get("gflops_per_w")), f"{scope}/{g.get('power_method')}",
-                      ", ".join(map(str, g.get("outliers") or [])) or "—")
+                      ", ".join(map(str, g.get("outliers") or [])) or "—", _anomaly_cell(g))
+            warnings += [f"device {g.get('host')}:{x.get('device')} {g['dtype']}: {describe(x)}" for x in g.get("anomalies") or []]
             for o in g.get("outliers") or []:
                 warnings.append(f"device {g.get('host')}:{o} {g['dtype']}: below (1 − {g.get('outlier_tolerance')}) × the node median")
         console.print(a)
