@@ -178,6 +178,11 @@ class _Slicer:
         return None
 
 
+def pooled(scores: list[float], weights: list[float]) -> float:
+    """The weighted mean of a candidate's round scores (weights: each round's slice time)."""
+    return sum(s * w for s, w in zip(scores, weights)) / sum(weights)
+
+
 def halving_search(
     backend: "Backend",
     index: int,
@@ -194,7 +199,9 @@ def halving_search(
     Each round gives the remaining budget's share (remaining ÷ margin ÷ rounds left) evenly to the
     surviving candidates, in two slices each: one pass in order, one reversed, so a card whose
     throughput drifts linearly scores every candidate alike (the two-pass reversal, per round).
-    A round's score is the mean of its two slices; the best ``ceil(n / eta)`` go on. Before a
+    A round's score is the mean of its two slices; candidates are ranked on the mean of their
+    round scores so far, weighted by slice time (``tflops``; each round's own in the round's
+    record), and the best ``ceil(n / eta)`` go on. Before a
     slice starts, the search stops if ``policy.margin`` × that slice's expected cost (its time
     plus the largest overhead seen for such a slice) would overrun the budget; the winner is then the leader of the last completed round
     (in round 0: of the candidates measured in both passes, else in either). Candidates that
@@ -210,6 +217,7 @@ def halving_search(
     done = 0
     overhead_s = {True: 0.0, False: 0.0}  # largest overhead of a candidate's first slice / of a later one
     rounds: list[dict[str, Any]] = []
+    weights: dict[GemmShape, list[float]] = {}  # slice time of each round a candidate was scored in
     leader: tuple[float, ShapeCandidate] | None = None
     stopped = "done"
     if on_candidate is not None:
@@ -243,16 +251,21 @@ def halving_search(
         if complete or r == 0:
             both = [x for x in scored if len(slices[x[1].shape]) == 2]
             pool = both if (both and not complete) else scored
+            this_round = {c.shape: score for score, c in pool}
             for score, c in pool:
                 records[c.shape]["tflops_rounds"].append(score)
-                records[c.shape]["tflops"] = score
-            pool.sort(key=lambda x: -x[0])
+                weights.setdefault(c.shape, []).append(max(slice_s, 1e-3))
+                records[c.shape]["tflops"] = pooled(records[c.shape]["tflops_rounds"], weights[c.shape])
+            # ranked on every round so far, weighted by slice time: the survivors shared the same
+            # rounds, so the pooled figure is as fair as the last round's and far less noisy
+            pool = sorted(((records[c.shape]["tflops"], c) for _, c in pool), key=lambda x: -x[0])
             if pool:
                 leader = pool[0]
             keep = [c for _, c in pool[: max(1, math.ceil(len(pool) / policy.eta))]]
             rounds.append({"round": r, "slice_s": slice_s, "complete": complete,
                            "candidates": [{**c.as_dict(), "tflops_slices": slices[c.shape],
-                                           "tflops": s, "kept": c in keep} for s, c in pool]})
+                                           "tflops": this_round[c.shape], "tflops_pooled": s, "kept": c in keep}
+                                          for s, c in pool]})
             alive = keep
         if not complete or len(alive) <= 1:
             break

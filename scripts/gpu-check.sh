@@ -1,63 +1,141 @@
 #!/usr/bin/env bash
-# One prepared GPU check (~12 min on an H100): environment, GPU tests, overhead benchmarks, the
-# peer comparison (scripts/peak_vs_peers.py; mamf-finder when $MAMF_FINDER names a fetched copy of
-# ml-engineering's compute/accelerator/benchmarks/mamf-finder.py -- never committed), and a
-# 60 s-per-dtype reference `bench run` (warm-up to steady state ≤ 90 s, search ≤ 6 s per dtype).
-# Logs go under $OUT (default ./gpu-check-out). SKIP_PEERS=1 skips the peer comparison.
+# The prepared GPU check, in parts that each fit one device command (<= 600 s; the session's
+# device time, start-up included, is about 15 min, so pick one or two parts per session):
+#
+#   PART=tests   GPU tests, harness-vs-bare overhead, power-sampler cost        (~4 min, cap 330 s)
+#   PART=peers   scripts/peak_vs_peers.py fp16: harness vs bare loop vs wide grid in paired
+#                rounds, and mamf-finder when a copy travels with the tree       (~6 min, cap 420 s)
+#   PART=bench   reference `bench run` of $REF_DTYPES (fp16,fp32), $REF_DURATION s core phase
+#                each (warm-up to steady state <= 90 s, search <= 10 % of the core) (~6 min, cap 420 s)
+#   PART=quick   `bench run --quick` of every dtype the card supports           (~2 min, cap 150 s)
+#   PART=tests,peers  several parts in order (mind the 600 s limit of one command)
+#
+# Every part first records the environment and sets up the package (no network on the device
+# machine: wheels from .whl/ when carried, else a link farm), and logs under $OUT (the device
+# tool brings back what is under $OUT; default ./gpu-check-out). steps.log has one line per step.
+#
+# mamf-finder (stas00/ml-engineering compute/accelerator/benchmarks/mamf-finder.py) is never
+# committed: fetch it before the run into the gitignored .peers/ folder and carry it, e.g.
+#   mkdir -p .peers && git --git-dir=<mirror of stas00/ml-engineering> show \
+#     HEAD:compute/accelerator/benchmarks/mamf-finder.py > .peers/mamf-finder.py
+#   run(command="PART=peers scripts/gpu-check.sh", carry=[".peers"])
+# or name another copy with MAMF_FINDER=path; without one the peers part logs a skip line.
+#
+# CHECK_DEVICE=cpu runs the same parts on the CPU backend with tiny durations: a dry run of this
+# script's logic on a machine without a GPU (GPU tests skip; the reference run is --quick).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
-log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/steps.log"; }
-
-log "environment"
-{ nvidia-smi; nvidia-smi -q -d POWER,CLOCK,TEMPERATURE | head -120; $PY -c "import torch,sys;print(sys.version);print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"; } > "$OUT/env.txt" 2>&1
-
-log "install (offline; wheels from .whl/ when carried)"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-# The package maps bench/, kernels/, verify/ under icb_bench: without pip, a link farm does the same.
-mkdir -p /tmp/icb/icb_bench && for d in bench kernels verify; do ln -sfn "$PWD/$d" "/tmp/icb/icb_bench/$d"; done
-export PYTHONPATH=/tmp/icb:${PYTHONPATH:-}
-BENCH="$PY -m icb_bench.bench.cli"
-$PY -c "import icb_bench.bench.cli, icb_bench.kernels.gemm; print('import ok')" 2>&1 | tee -a "$OUT/steps.log"
-
-log "GPU tests"
-timeout 150 $PY -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest-gpu.log" | tail -15
-
-if [ -z "${SKIP_BENCH:-}" ]; then
-log "harness vs bare torch.matmul (fp16, fp32 with TF32 off)"
-timeout 100 $PY scripts/gemm_overhead.py --device cuda --seconds 8 2>&1 | tee "$OUT/gemm_overhead.txt" | tail -12
-
-log "power sampler cost"
-timeout 60 $PY scripts/sampler_overhead.py --device cuda --seconds 8 2>&1 | tee "$OUT/sampler_overhead.txt" | tail -6
-fi
-
-if [ -z "${SKIP_PEERS:-}" ]; then
-log "peer comparison: harness vs bare loop vs wide grid (fp16), mamf-finder if given"
-MAMF_ARGS=()
-if [ -n "${MAMF_FINDER:-}" ] && [ -f "$MAMF_FINDER" ]; then
-  MAMF_ARGS=(--mamf "$MAMF_FINDER" --out "$OUT")
-else
-  echo "mamf-finder skipped: \$MAMF_FINDER ${MAMF_FINDER:+($MAMF_FINDER) }does not name a fetched mamf-finder.py" | tee -a "$OUT/steps.log"
-fi
-timeout 420 $PY scripts/peak_vs_peers.py --device cuda --dtype fp16 --seconds 10 --rounds 3 --grid-seconds 0.3 \
-  --json "$OUT/peak_vs_peers.json" "${MAMF_ARGS[@]}" 2>&1 | tee "$OUT/peak_vs_peers.txt" | tail -16
-fi
-
+DEV=${CHECK_DEVICE:-cuda}
+PARTS=${PART:-}
 REF_S=${REF_DURATION:-60}  # a re-check after code changes may pass a shorter core phase (graded smoke)
-log "reference run: fp16 + fp32, $REF_S s core phase each"
-timeout 480 $BENCH run --backend cuda --dtypes fp16,fp32 --duration "$REF_S" --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
-echo "exit $?" | tee -a "$OUT/steps.log"
-$BENCH show "$OUT/reference" 2>&1 | tee "$OUT/reference.txt" | tail -25
+REF_DTYPES=${REF_DTYPES:-fp16,fp32}
+MAMF_FINDER=${MAMF_FINDER:-$PWD/.peers/mamf-finder.py}
+log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/steps.log"; }
+# run_step NAME CAP_S CMD...: CMD under a timeout, its exit status logged (124: it ran past CAP_S)
+run_step() {
+  local name=$1 cap=$2; shift 2
+  timeout "$cap" "$@"
+  local rc=$?
+  echo "$name: exit $rc$([ $rc -eq 124 ] && echo " (timed out after $cap s)")" | tee -a "$OUT/steps.log"
+  return 0
+}
 
-log "quick run: every dtype the card supports"
-timeout 120 $BENCH run --backend cuda --dtypes all --quick --out "$OUT/quick-all" --json > "$OUT/quick-all.json" 2> "$OUT/quick-all.stderr"
-echo "exit $?" | tee -a "$OUT/steps.log"
-$BENCH show "$OUT/quick-all" 2>&1 | tee "$OUT/quick-all.txt" | tail -20
-# one archive: the device tool brings back a limited number of files
-tar czf "$OUT/records.tgz" -C "$OUT" reference quick-all && rm -rf "$OUT/reference" "$OUT/quick-all"
-log "done"
+case "$DEV" in
+  cuda) BACKEND=cuda ;;
+  cpu) BACKEND=cpu ;;
+  *) echo "CHECK_DEVICE=$DEV: expected cuda or cpu" >&2; exit 2 ;;
+esac
+if [ -z "$PARTS" ]; then
+  echo "PART is not set: expected one or more of tests, peers, bench, quick (comma-separated), e.g. PART=tests" >&2
+  exit 2
+fi
+IFS=, read -r -a PART_LIST <<< "$PARTS"
+for p in "${PART_LIST[@]}"; do
+  case "$p" in tests|peers|bench|quick) ;; *) echo "PART=$PARTS: unknown part '$p' (expected tests, peers, bench, quick)" >&2; exit 2 ;; esac
+done
+
+setup() {
+  log "environment ($DEV; parts: $PARTS)"
+  {
+    uptime
+    if [ "$DEV" = cuda ]; then nvidia-smi; nvidia-smi -q -d POWER,CLOCK,TEMPERATURE | head -120; fi
+    $PY -c "import torch,sys;print(sys.version);print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device')"
+  } > "$OUT/env.txt" 2>&1
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    log "install (offline, wheels from .whl/)"
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      && export PYTHONPATH=/tmp/site
+  fi
+  # The package maps bench/, kernels/, verify/ under icb_bench: without pip, a link farm does the same.
+  local farm=${TMPDIR:-/tmp}/icb-check-$$
+  mkdir -p "$farm/icb_bench" && for d in bench kernels verify; do ln -sfn "$PWD/$d" "$farm/icb_bench/$d"; done
+  export PYTHONPATH=$farm:${PYTHONPATH:-}
+  BENCH=("$PY" -m icb_bench.bench.cli)
+  $PY -c "import icb_bench.bench.cli, icb_bench.kernels.gemm; print('import ok')" 2>&1 | tee -a "$OUT/steps.log"
+}
+
+part_tests() {
+  local s=8
+  [ "$DEV" = cpu ] && s=0.5
+  log "GPU tests"
+  run_step pytest-gpu 150 $PY -m pytest -q -m gpu -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
+  tail -15 "$OUT/pytest-gpu.log"
+  log "harness vs bare torch.mm (fp16, fp32 with TF32 off)"
+  run_step gemm-overhead 100 $PY scripts/gemm_overhead.py --device "$DEV" --seconds "$s" > "$OUT/gemm_overhead.txt" 2>&1
+  tail -12 "$OUT/gemm_overhead.txt"
+  log "power sampler cost"
+  run_step sampler-overhead 60 $PY scripts/sampler_overhead.py --device "$DEV" --seconds "$s" > "$OUT/sampler_overhead.txt" 2>&1
+  tail -6 "$OUT/sampler_overhead.txt"
+}
+
+part_peers() {
+  local args=(--device "$DEV" --json "$OUT/peak_vs_peers.json")
+  if [ "$DEV" = cuda ]; then
+    args+=(--dtype fp16 --seconds 2 --rounds 9 --grid-seconds 0.15 --mamf-timeout 180)
+  else  # dry run: one core, a two-size grid, the smallest durations that still answer
+    args+=(--dtype fp32 --seconds 0.2 --rounds 5 --grid-seconds 0.02 --search-budget 1 --warmup-s 0.3 --threads 1 --grid-sizes 128,256)
+  fi
+  log "peer comparison: harness vs bare loop vs wide grid, mamf-finder if carried"
+  if [ "$DEV" = cuda ] && [ -f "$MAMF_FINDER" ]; then
+    args+=(--mamf "$MAMF_FINDER" --out "$OUT")
+    echo "mamf-finder: $MAMF_FINDER" | tee -a "$OUT/steps.log"
+  else
+    echo "mamf-finder skipped: no copy at $MAMF_FINDER (fetch it into .peers/ and carry .peers, or set MAMF_FINDER)$([ "$DEV" = cpu ] && echo '; and it needs CUDA')" \
+      | tee -a "$OUT/steps.log"
+  fi
+  run_step peak-vs-peers 420 $PY scripts/peak_vs_peers.py "${args[@]}" > "$OUT/peak_vs_peers.txt" 2>&1
+  tail -16 "$OUT/peak_vs_peers.txt"
+}
+
+part_bench() {
+  local args=(--backend "$BACKEND" --dtypes "$REF_DTYPES" --duration "$REF_S")
+  [ "$DEV" = cpu ] && args=(--backend cpu --dtypes fp32 --quick --duration "${REF_DURATION:-1}")
+  log "reference run: ${args[*]}"
+  run_step reference 420 "${BENCH[@]}" run "${args[@]}" --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
+  "${BENCH[@]}" show "$OUT/reference" > "$OUT/reference.txt" 2>&1
+  tail -25 "$OUT/reference.txt"
+}
+
+part_quick() {
+  local dtypes=all
+  [ "$DEV" = cpu ] && dtypes=fp32
+  log "quick run: dtypes $dtypes"
+  run_step quick-all 150 "${BENCH[@]}" run --backend "$BACKEND" --dtypes "$dtypes" --quick --out "$OUT/quick-all" --json \
+    > "$OUT/quick-all.json" 2> "$OUT/quick-all.stderr"
+  "${BENCH[@]}" show "$OUT/quick-all" > "$OUT/quick-all.txt" 2>&1
+  tail -20 "$OUT/quick-all.txt"
+}
+
+setup
+for p in "${PART_LIST[@]}"; do "part_$p"; done
+# one archive per run: the device tool brings back a limited number of files
+records=()
+for d in reference quick-all; do [ -d "$OUT/$d" ] && records+=("$d"); done
+if [ ${#records[@]} -gt 0 ]; then
+  tar czf "$OUT/records-${PARTS//,/-}.tgz" -C "$OUT" "${records[@]}" && rm -rf "${records[@]/#/$OUT/}"
+fi
+log "done ($PARTS)"

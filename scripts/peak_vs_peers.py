@@ -267,6 +267,16 @@ def _cpus(text: str) -> list[int]:
     return cpus
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--grid-sizes {text!r}: expected positive integers separated by commas")
+    return sizes
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -275,6 +285,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=15, help=f"paired rounds (at least {MIN_ROUNDS} to answer a goal)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: one per pinned CPU)")
     ap.add_argument("--cpus", type=_cpus, default=None, help="pin to these CPUs, e.g. 1 or 0,1")
+    ap.add_argument("--grid-sizes", type=_sizes, default=None, help="sizes of the grid's m, n and k (default: GRIDS)")
     ap.add_argument("--grid-seconds", type=float, default=0.15, help="brute-force time per grid shape")
     ap.add_argument("--batch-ms", type=float, default=50.0)
     ap.add_argument("--search-budget", type=float, default=6.0, help="the harness's search budget (s)")
@@ -311,7 +322,7 @@ def brute_force_grid(backend: Any, args: argparse.Namespace, free_b: int) -> dic
     """Every grid shape briefly, the top ones again in two alternating passes; the best of those."""
     from icb_bench.kernels.shapes import MEMORY_FRACTION, GemmShape, shape_bytes
 
-    grid = [GemmShape(m, n, k) for m, n, k in itertools.product(GRIDS[args.device], repeat=3)
+    grid = [GemmShape(m, n, k) for m, n, k in itertools.product(args.grid_sizes or GRIDS[args.device], repeat=3)
             if shape_bytes(args.dtype, GemmShape(m, n, k)) <= MEMORY_FRACTION * free_b]
     t0 = time.perf_counter()
     brief: dict[Any, float] = {}
@@ -330,7 +341,8 @@ def brute_force_grid(backend: Any, args: argparse.Namespace, free_b: int) -> dic
     best = max(refined, key=refined.get)
     return {"shapes": len(grid), "best": best, "tflops_brief": brief[best], "brief": brief,
             "refined": {str(sh): v for sh, v in refined.items()}, "wall_s": time.perf_counter() - t0,
-            "top5": [(str(s), brief[s]) for s in top]}
+            "top5": [(str(s), brief[s]) for s in top],
+            "brief_ranked": sorted(((str(s), v) for s, v in brief.items()), key=lambda x: -x[1])}
 
 
 def main(argv: list[str] | None = None) -> int:

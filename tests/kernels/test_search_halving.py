@@ -66,6 +66,8 @@ class ScriptedCard:
         self.truth, self.heat, self.batch_s, self.overhead_s = truth, heat_per_s, batch_s, overhead_s
         self.now = 0.0
         self.slices: list[GemmShape] = []
+        #: (shape, first slice index, factor): a load burst that slows one shape from then on
+        self.dip: tuple[GemmShape, int, float] | None = None
 
     def clock(self) -> float:
         return self.now
@@ -84,6 +86,8 @@ class ScriptedCard:
             card.now += card.overhead_s + n_batches * card.batch_s
             card.slices.append(self.shape)
             factor = 1.0 - card.heat * (start + card.now) / 2
+            if card.dip and card.dip[0] == self.shape and len(card.slices) > card.dip[1]:
+                factor *= card.dip[2]
             return SimpleNamespace(tflops_median=card.truth[self.shape] * factor, method="events")
 
         monkeypatch.setattr(GemmWorkload, "calibrate", calibrate)
@@ -117,6 +121,27 @@ def test_halving_picks_the_best_shape_on_a_heating_card(cpu, monkeypatch):
     r0 = {(c["m"], c["n"], c["k"]): c["tflops_slices"] for c in out.rounds[0]["candidates"]}
     key = lambda s: (s.m, s.n, s.k)  # noqa: E731
     assert r0[key(cands[0].shape)][0] > r0[key(cands[-1].shape)][0]
+
+
+def test_ranking_pools_every_round_so_a_burst_in_the_last_does_not_decide(cpu, monkeypatch):
+    """Four shapes, the second truly 3 % faster; a load burst slows it 4 % in the final round
+    only. On the last round alone it would lose; pooled over both rounds (weighted by slice
+    time) it wins, and each round's own figure is still recorded."""
+    cands = _cands(4)
+    truth = {c.shape: 1.0 for c in cands}
+    truth[cands[1].shape] = 1.03
+    card = ScriptedCard(truth)
+    card.dip = (cands[1].shape, 8, 0.96)  # slices 0-7 are round 0 (4 candidates, 2 passes)
+    card.install(monkeypatch)
+    out = halving_search(cpu, 0, "fp32", cands, 0, HalvingPolicy(budget_s=6.0, batch_ms=10), clock=card.clock)
+    assert [len(r["candidates"]) for r in out.rounds] == [4, 2] and out.stopped == "done"
+    last = {(c["m"]): c for c in out.rounds[-1]["candidates"]}
+    best_m, other_m = cands[1].shape.m, cands[0].shape.m
+    assert last[best_m]["tflops"] < last[other_m]["tflops"]  # the last round alone picks the other
+    assert out.best == cands[1].shape
+    w0, w1 = out.rounds[0]["slice_s"], out.rounds[1]["slice_s"]
+    assert last[best_m]["tflops_pooled"] == pytest.approx((1.03 * w0 + last[best_m]["tflops"] * w1) / (w0 + w1))
+    assert out.tflops_search == pytest.approx(last[best_m]["tflops_pooled"])
 
 
 def test_halving_respects_its_budget(cpu, monkeypatch):
