@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from . import audit_figures as figures
 from . import challenge as chal
 from . import record
+from .liveness import dead_writer_reason
 from .sign import IntegrityReport, check_record_integrity
 
 
@@ -249,7 +250,8 @@ def audit_record(run_dir: Path | str, challenge_text: str | None = None, *,
     if not integrity.signed:
         report.warnings.append("unsigned record: anyone could have written it")
     if rec.status != "complete":
-        report.problems.append(f"manifest.json: status {rec.status!r}, not 'complete'")
+        dead = dead_writer_reason(rec)  # a running record whose writer is gone: a dead run
+        report.problems.append(f"manifest.json: status {rec.status!r}, not 'complete'" + (f" ({dead})" if dead else ""))
     for part in _leaf_parts(rec):
         plan = part.manifest.get("plan") if isinstance(part.manifest.get("plan"), dict) else {}
         try:

@@ -19,7 +19,6 @@ Torch-free (``verify/`` reads records through this module too).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import socket
@@ -90,6 +89,10 @@ class WriterLease:
 
     def beat(self) -> None:
         """Rewrite the heartbeat now (atomically); a failed write is kept in ``last_error``, never raised."""
+        if not self.run_dir.is_dir():  # removed under a live writer: never re-create it
+            self.last_error = "heartbeat: the record directory is gone"
+            self._stop.set()
+            return
         try:
             record.atomic_write_json(self.run_dir / HEARTBEAT_FILE,
                                      {**self._info, "heartbeat_at": utc_now(), "heartbeat_unix_s": time.time()})
@@ -240,12 +243,14 @@ def writer_state(run_dir: Path | str, status: str | None = None, *, now_s: float
     return out
 
 
-def not_closed_reason(rec: Any) -> str | None:
-    """For readers listing records that did not close: the writer's verdict on a running one."""
+def dead_writer_reason(rec: Any) -> str | None:
+    """For readers listing records that did not close: the writer's verdict on a ``running`` record
+    whose writer is gone (or unknown); None for any other record, or a writer still alive."""
     if getattr(rec, "status", None) != "running":
         return None
-    return writer_state(rec.path, "running").get("text")
+    state = writer_state(rec.path, "running")
+    return None if state.get("alive") else state.get("text")
 
 
 __all__ = ["HEARTBEAT_FILE", "HEARTBEAT_S", "LOCK_FILE", "STALE_AFTER_S", "WriterLease", "measurements_on_disk",
-           "not_closed_reason", "writer_state"]
+           "dead_writer_reason", "writer_state"]

@@ -165,10 +165,10 @@ class RecordWriter:
         from .liveness import WriterLease
 
         lease = WriterLease(self.path)
-        lease.acquire()
         try:
+            lease.acquire()  # RecordError (not an OSError) when another writer holds the record
             _write_reserve(self.path / RESERVE, RESERVE_BYTES)
-        except OSError as exc:
+        except OSError as exc:  # a disk already full: neither lease nor reserve can be written
             with _suppress():
                 os.unlink(self.path / RESERVE)
             lease.release()
@@ -213,14 +213,17 @@ class RecordWriter:
 
 
 def _write_reserve(path: Path, nbytes: int) -> None:
-    """``nbytes`` really allocated (written, not a sparse file) and synced."""
+    """``nbytes`` really allocated (not a sparse file): fallocate where the system has it, else written."""
     with open(path, "wb") as fh:
+        if nbytes <= 0:
+            return
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fh.fileno(), 0, nbytes)
+            return
         chunk = bytes(1 << 20)
         left = nbytes
         while left > 0:
             left -= fh.write(chunk[:min(left, len(chunk))])
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def write_measurement(run_dir: Path, measurement: dict[str, Any]) -> Path:

@@ -121,6 +121,13 @@ _WHY_NOT_COUNTED = {
 }
 
 
+def _dead_writer(rec: Any) -> str | None:
+    """A running record whose writer is gone says so (bench/liveness.py: lock and heartbeat)."""
+    from icb_bench.bench.liveness import dead_writer_reason
+
+    return dead_writer_reason(rec)
+
+
 def _is_rack(agg: dict[str, Any]) -> bool:
     return agg.get("scope") == "rack" or agg.get("power_scope") == "rack"
 
@@ -176,7 +183,7 @@ class _Collector:
             return
         status = rec.status
         if status not in COUNTED_STATUSES:
-            why = _WHY_NOT_COUNTED.get(status, "not a closed run")
+            why = _dead_writer(rec) or _WHY_NOT_COUNTED.get(status, "not a closed run")
             self.out.not_counted.append(f"{run_id}: status {status!r} ({why}); not counted")
             return
         if rec.kind == "fleet":

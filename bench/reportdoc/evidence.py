@@ -253,6 +253,14 @@ def _trust(path: Path, kind: str, w: Words) -> Cell:
     return Cell(w("absent"))
 
 
+def _run_status(leaf: record.RunRecord) -> Any:
+    """The record's status; a running one whose writer is gone says so (bench/liveness.py)."""
+    from ..liveness import dead_writer_reason
+
+    dead = dead_writer_reason(leaf)
+    return leaf.manifest.get("status") if dead is None else f"{leaf.status}: {dead}"
+
+
 def environment_section(records: list[record.RunRecord], vd: dict[str, Any] | None, w: Words) -> Section:
     s = Section("environment", w("environment"))
     t = Table([w("run_id"), w("status_run"), w("tool"), w("os"), w("cpu"), w("software"), w("plan_cfg"),
@@ -268,7 +276,7 @@ def environment_section(records: list[record.RunRecord], vd: dict[str, Any] | No
                 f", CUDA {tb['cuda']}" if tb.get("cuda") else "")
             cfg = (f"{plan.get('backend')} · {plan.get('profile')} · {num(plan.get('duration_s'))} s · seed {plan.get('seed')}"
                    if plan else (m.get("kind") or "—"))
-            t.add(leaf.run_id, m.get("status"), f"{tool.get('name', '')} {tool.get('version', '')}".strip() or "—",
+            t.add(leaf.run_id, _run_status(leaf), f"{tool.get('name', '')} {tool.get('version', '')}".strip() or "—",
                   host.get("os") or "—", f"{host.get('cpu_model') or '—'} ×{host.get('cpu_count') or '?'}", soft, cfg,
                   _integrity(leaf.path, m), _trust(leaf.path, "signature", w), _trust(leaf.path, "audit", w))
             for d in m.get("inventory") or []:
