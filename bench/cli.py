@@ -1,7 +1,9 @@
 """The `bench` command line: `run`, `show`, and (from verify/) `score` and `verify`.
 
 Exit codes are a contract for scripts and CI: 0 all valid, 1 a measurement invalid or a device
-failed, 2 a usage or input error (one clear line on stderr, never a traceback).
+failed, 2 a usage or input error (one clear line on stderr, never a traceback); `bench run` also
+3 interrupted by SIGINT/SIGTERM (the record closed ``interrupted``: `bench run --resume` continues
+it) and 4 a record file could not be written (disk full, read-only: the run stopped at once).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -128,8 +131,15 @@ def check_out_writable(run_dir: Path) -> None:
         raise UsageError(f"--out: {run_dir} has {free / 2**20:.0f} MiB free; expected at least {MIN_FREE_BYTES >> 20} MiB")
 
 
+#: `bench run` options that describe what is measured: a resume takes them from the record instead
+#: (--challenge and --seed may restate the record's own)
+_MEASUREMENT_OPTIONS = ("backend", "devices", "dtypes", "quick", "duration", "shape", "outlier_tolerance", "sample_hz",
+                        "node_power", "node_name", "site", "fleet_timeout", "node_timeout", "out")
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     backend: Optional[str] = typer.Option(None, "--backend", help="cpu, cuda, npu, mlu, musa, xpu (default: detect)"),
     devices: Optional[str] = typer.Option(None, "--devices", help="device indices, e.g. 0,2 (default: all)"),
     dtypes: Optional[str] = typer.Option(None, "--dtypes", help="fp16,bf16,fp32,tf32,fp8,int8 or 'all' (default: fp16,fp32)"),
@@ -149,6 +159,7 @@ def run(
     site: Optional[Path] = typer.Option(None, "--site", help="site file (racks, nodes, PDUs, BMCs): rank 0 polls the meters of the racks under test"),
     fleet_timeout: float = typer.Option(900.0, "--fleet-timeout", help="multi-node: seconds a common start waits for a node that does not arrive"),
     node_timeout: float = typer.Option(30.0, "--node-timeout", help="multi-node: a node silent this many seconds is dead"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="an interrupted record (exit 3) or one a full disk stopped (exit 4): measure only what it misses, into it, with its own plan"),
 ) -> None:
     """Measure sustained GEMM throughput and energy on every selected device, all at once.
 
@@ -162,6 +173,10 @@ def run(
     from .plan import RunPlan
     from .progress import RunDisplay
 
+    if resume is not None:
+        given = [f"--{name.replace('_', '-')}" for name in _MEASUREMENT_OPTIONS  # typed, not defaults
+                 if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") in ("COMMANDLINE", "ENVIRONMENT")]
+        _resume_run(resume, given, ResumeArgs(challenge, seed, sign, json_out, quiet))
     try:
         if duration is not None and not (math.isfinite(duration) and duration > 0):
             raise UsageError(f"--duration: {duration:g} is not a positive, finite number of seconds")
@@ -243,10 +258,25 @@ def run(
         except cli_fleet.FleetUsageError as exc:
             raise fail(str(exc))
     else:
-        with display:
-            code = execute(plan, run_dir, display.on_event, scope_readers=scope_readers).exit_code
+        try:
+            with display:
+                outcome = execute(plan, run_dir, display.on_event, scope_readers=scope_readers)
+        except record.RecordWriteError as exc:  # the record could not even be started
+            from .orchestrate import write_failure
+
+            raise fail(f"--out: {run_dir}: {write_failure(exc, run_dir)}")
+        code = _report_stop(outcome)
         shown_dir, is_root = run_dir, True
-    sign_error = cli_trust.sign_run(shown_dir, sign_key) if is_root else None  # rank 0 signs the whole run
+        if outcome.error or outcome.close_error:  # its disk failed: a signature would not fit either
+            sign_key = None
+    _finish_run(shown_dir, code, sign_key if is_root else None, json_out, quiet)
+
+
+def _finish_run(shown_dir: Path, code: int, sign_key: Any, json_out: bool, quiet: bool) -> None:
+    """Sign the record (rank 0 signs the whole run), print it, and exit with ``code``."""
+    from . import cli_trust
+
+    sign_error = cli_trust.sign_run(shown_dir, sign_key)
     if sign_error:
         err.print(f"[bold red]error:[/] {escape(sign_error)}", highlight=False, soft_wrap=True)
         code = 2
@@ -255,6 +285,81 @@ def run(
     if json_out or not quiet:
         _print_payload(payload, json_out)
     raise typer.Exit(code)
+
+
+def _report_stop(outcome: Any) -> int:
+    """One line on stderr for a run that stopped early (interrupted, a failed write, a record that
+    could not be closed); the run's exit code."""
+    where = outcome.run_dir
+    if outcome.close_error:
+        why = f"the run stopped: {outcome.error}; " if outcome.error else ""
+        err.print(f"[bold red]error:[/] {escape(why + outcome.close_error)}", highlight=False, soft_wrap=True)
+    elif outcome.error:
+        err.print(f"[bold red]error:[/] {escape(f'the run stopped: {outcome.error}; the record at {where} is closed as failed')}",
+                  highlight=False, soft_wrap=True)
+    elif outcome.status == "interrupted":
+        err.print(escape(f"interrupted: the record at {where} is closed as interrupted with {len(outcome.missing)} "
+                         f"measurement(s) missing; `bench run --resume {where}` measures them"),
+                  highlight=False, soft_wrap=True)
+    return outcome.exit_code
+
+
+@dataclass
+class ResumeArgs:
+    """The `bench run` options a resume takes besides the record."""
+
+    challenge: Optional[str]
+    seed: Optional[int]
+    sign: Optional[Path]
+    json_out: bool
+    quiet: bool
+
+
+def _resume_run(run_dir: Path, given: list[str], args: ResumeArgs) -> None:
+    """`bench run --resume RUN_DIR`: checks (bench/resume.py), then measure what is missing; exits."""
+    from icb_bench.kernels.backends import get_backend
+    from icb_bench.kernels.errors import BackendUnavailable
+
+    from . import cli_fleet, cli_trust
+    from . import resume as rs
+    from .progress import RunDisplay
+
+    try:
+        if given:
+            raise UsageError(f"--resume: {', '.join(given)} cannot be given with --resume; the record's own plan "
+                             "is measured (only --challenge/--seed restating it, --sign, --json, --quiet)")
+        try:
+            if cli_fleet.detect() is not None:
+                raise UsageError("--resume: this process is part of a multi-node job; only a single-node record "
+                                 "can be resumed, by a plain `bench run --resume`")
+        except cli_fleet.FleetUsageError as exc:
+            raise UsageError(str(exc)) from exc
+        try:
+            res = rs.prepare(run_dir, args.challenge, args.seed)
+        except rs.NothingToResume as exc:
+            err.print(escape(str(exc)), highlight=False, soft_wrap=True)
+            raise typer.Exit(0)
+        try:
+            sign_key = cli_trust.load_sign_key(args.sign)
+        except cli_trust.TrustUsageError as exc:
+            raise UsageError(str(exc)) from exc
+        check_out_writable(run_dir)
+        try:
+            rs.check_devices(res, get_backend(res.plan.backend))
+        except BackendUnavailable as exc:
+            raise UsageError(f"--resume: the record's backend {res.plan.backend}: {exc}") from exc
+    except (UsageError, rs.ResumeError) as exc:
+        raise fail(str(exc))
+    display = RunDisplay(res.plan, enabled=not (args.json_out or args.quiet))
+    try:
+        with display:
+            outcome = rs.run(res, display.on_event, sys.argv)
+    except record.RecordWriteError as exc:  # the record could not even be reopened: it is as it was
+        from .orchestrate import write_failure
+
+        raise fail(f"--resume: {run_dir}: {write_failure(exc, run_dir)}; the record is unchanged")
+    code = _report_stop(outcome)
+    _finish_run(run_dir, code, None if outcome.error or outcome.close_error else sign_key, args.json_out, args.quiet)
 
 
 def run_payload(rec: record.RunRecord) -> dict[str, Any]:

@@ -9,6 +9,7 @@ end, reads the measurements back from disk — the record is the single source o
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing as mp
 import os
 import queue as _queue
@@ -40,6 +41,16 @@ class Coordination(Protocol):
     def ship(self) -> int: ...
 
 
+#: exit codes beyond 0 (all valid), 1 (a measurement invalid, a device failed) and 2 (bad input):
+#: the run was stopped by SIGINT/SIGTERM and its record closed ``interrupted`` (resumable) ...
+EXIT_INTERRUPTED = 3
+#: ... and a record file could not be written (disk full, read-only): closed ``failed`` with the reason, or
+#: not closable at all (``RunOutcome.close_error``)
+EXIT_WRITE_FAILED = 4
+#: a worker's exit status when one of its record writes failed (its last event says which file)
+WORKER_WRITE_FAILED = 75
+
+
 @dataclass
 class RunOutcome:
     run_dir: Path
@@ -47,10 +58,20 @@ class RunOutcome:
     measurements: list[dict[str, Any]]
     aggregates: list[dict[str, Any]]
     failed_devices: dict[int, str] = field(default_factory=dict)
+    #: (device, dtype) pairs of the plan left unmeasured by an interruption or a failed write
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    #: why the run stopped early: a failed write ("disk full writing measurements/…: …")
+    error: str | None = None
+    #: the record could not be closed (its manifest is the last whole one written, status running)
+    close_error: str | None = None
 
     @property
     def exit_code(self) -> int:
-        """0 all valid; 1 a measurement invalid or a device failed."""
+        """0 all valid; 1 a measurement invalid or a device failed; 3 interrupted; 4 a write failed."""
+        if self.error or self.close_error:
+            return EXIT_WRITE_FAILED
+        if self.status == "interrupted":
+            return EXIT_INTERRUPTED
         if self.failed_devices or self.status != "complete":
             return 1
         ok = [m for m in self.measurements if m.get("valid")]
@@ -65,14 +86,20 @@ _UNLOGGED = {"progress", "search"}
 
 class RunLog:
     """``run.log`` in the record directory: what happened when, for whoever reads the record later
-    (progress ticks left out). Written line by line and flushed, so a killed run keeps its log."""
+    (progress ticks left out). Each line is one unbuffered append, so a killed run keeps its log; a
+    line that cannot be written whole is cut off again (the log ends on its last whole line) and
+    raised as :class:`record.RecordWriteError`, after which the log takes no more lines."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8")
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise record.RecordWriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
-        if self._fh.closed or kind in _UNLOGGED:
+        if self._fd is None or kind in _UNLOGGED:
             return
         if kind == "measurement":
             s = data.get("summary") or {}
@@ -83,11 +110,27 @@ class RunLog:
             text = f"device {data.get('device')}: {info.get('model')} power={(data.get('power') or {}).get('name')}"
         else:
             text = " ".join(f"{k}={v}" for k, v in data.items() if k != "info")
-        self._fh.write(f"{utc_now()} {kind} {text.splitlines()[0] if text else ''}\n")
-        self._fh.flush()
+        self._append(f"{utc_now()} {kind} {text.splitlines()[0] if text else ''}\n".encode("utf-8"))
+
+    def _append(self, line: bytes) -> None:
+        assert self._fd is not None
+        size = None
+        try:
+            size = os.fstat(self._fd).st_size
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                if size is not None:
+                    os.ftruncate(self._fd, size)
+            self.close()
+            raise record.RecordWriteError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 def new_run_id() -> str:
@@ -223,6 +266,8 @@ def node_aggregates(measurements: list[dict[str, Any]], tolerance: float) -> lis
 
 #: how often a worker checks that its parent is still there
 PARENT_POLL_S = 1.0
+#: how long a terminated worker gets to exit before it is killed (it must not keep its device loaded)
+WORKER_STOP_S = 5.0
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -238,26 +283,77 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="icb-bench-parent-watch", daemon=True).start()
 
 
+class _StopSignals:
+    """SIGINT and SIGTERM during a run (Ctrl-C, kill, a timeout, a batch scheduler): the first one
+    raises KeyboardInterrupt where the parent is, so the measurement in progress is dropped and the
+    record is closed ``interrupted``; any later one (and any at all once :meth:`hold` was called,
+    while the record is being closed) is noted and ignored, so closing is never cut short.
+    Handlers can only be set in the main thread; elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.holding = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.first is None:
+            self.first = signum
+            if not self.holding:
+                raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (kill, timeout, a batch scheduler) takes the same path as Ctrl-C: workers are
-    terminated and the record is closed as "interrupted". Only possible in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
+def _sigint_blocked():
+    """Workers are spawned with SIGINT blocked (the signal mask is inherited across exec), so a
+    Ctrl-C, which reaches the whole process group, cannot stop one half-started: the parent
+    decides what an interrupt does (see :func:`_worker`). A SIGINT to the parent meanwhile waits."""
+    if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def write_failure(exc: OSError, run_dir: Path) -> str:
+    """One line for a failed record write: ``disk full writing measurements/x.json: No space left
+    on device`` (the path relative to the record where it lies inside it)."""
+    where = Path(exc.filename) if exc.filename else None
+    rel = str(where) if where is not None else "the record"
+    if where is not None:
+        with contextlib.suppress(ValueError, OSError):
+            rel = where.resolve().relative_to(Path(run_dir).resolve()).as_posix()
+    what = "disk full writing" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write"
+    return f"{what} {rel}: {exc.strerror or exc}"
+
+
+class _WriteFailed(Exception):
+    """A worker's record write failed (the message is :func:`write_failure`'s line): stop the run."""
 
 
 def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier: Any, count: int,
-            parent_pid: int) -> None:
+            parent_pid: int, only: tuple[str, ...] | None = None) -> None:
+    # the parent decides what a Ctrl-C does (it terminates every worker); SIGTERM still ends this one
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _exit_with_parent(parent_pid)
     plan = RunPlan.from_dict(plan_dict)
     if hasattr(barrier, "for_device"):  # a job's barrier tells this device's arrivals apart
@@ -267,7 +363,10 @@ def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier
         q.put((kind, data))
 
     try:
-        measure_device(plan, index, Path(run_dir), emit, barrier, count)
+        measure_device(plan, index, Path(run_dir), emit, barrier, count, only_dtypes=only)
+    except record.RecordWriteError as exc:  # not the device's fault: the parent stops the whole run
+        emit("write_failed", device=index, error=write_failure(exc, Path(run_dir)))
+        raise SystemExit(WORKER_WRITE_FAILED)
     except BaseException as exc:  # reported to the parent; the device counts as failed
         emit("device_failed", device=index, error=f"{type(exc).__name__}: {exc}")
         try:
@@ -277,13 +376,36 @@ def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier
         raise SystemExit(1)
 
 
+@dataclass
+class _Run:
+    """One pass of measurements into a record: a new run, or a resume of an earlier one."""
+
+    plan: RunPlan
+    run_dir: Path
+    writer: record.RecordWriter
+    on_event: OnEvent
+    scope_readers: list[Any] = field(default_factory=list)
+    coordination: Coordination | None = None
+    #: a resume: device -> the dtypes to measure (the rest were measured before); None: all of the plan
+    only: dict[int, tuple[str, ...]] | None = None
+    stop: "_StopSignals | None" = None
+
+    @property
+    def devices(self) -> tuple[int, ...]:
+        return self.plan.devices if self.only is None else tuple(d for d in self.plan.devices if self.only.get(d))
+
+
 def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | None = None,
             scope_readers: list[Any] | None = None, coordination: Coordination | None = None,
             manifest_extra: dict[str, Any] | None = None) -> RunOutcome:
     """Run ``plan``, writing the record to ``run_dir``. ``scope_readers``: opened node/rack
     readers (BMC, PDU) whose energy brackets each dtype's core phases across all devices.
     ``coordination``: this node's link to a multi-node job (common starts across the job; every
-    finished file shipped to rank 0); ``manifest_extra``: keys added to the manifest."""
+    finished file shipped to rank 0); ``manifest_extra``: keys added to the manifest.
+
+    SIGINT/SIGTERM stop the run (status ``interrupted``, ``missing`` lists what was not measured);
+    a failed record write stops it at once (status ``failed``, ``error`` says which file and why).
+    Raises :class:`record.RecordWriteError` only when the record cannot even be started."""
     from . import __version__
 
     run_dir = Path(run_dir)
@@ -297,14 +419,35 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
         **(manifest_extra or {}),
     })
     writer.start()
-    inventory: dict[int, dict[str, Any]] = {}
-    failed: dict[int, str] = {}
+    return _measure(_Run(plan, run_dir, writer, on_event, list(scope_readers or []), coordination))
 
+
+def continue_run(plan: RunPlan, run_dir: Path, manifest: dict[str, Any], on_event: OnEvent,
+                 only: dict[int, tuple[str, ...]]) -> RunOutcome:
+    """Measure ``only`` (device -> dtypes, in plan order) into the record at ``run_dir``, reopened
+    (status ``running``, its last ``resumes`` entry open) by :mod:`icb_bench.bench.resume`, and close
+    it as :func:`execute` does. The devices measured synchronise with each other as in any run."""
+    return _measure(_Run(plan, Path(run_dir), record.RecordWriter(run_dir, manifest), on_event, only=only))
+
+
+def _measure(run: _Run) -> RunOutcome:
+    plan, writer, run_dir, coordination = run.plan, run.writer, run.run_dir, run.coordination
+    # a resume keeps what the record knew: earlier devices and genuine failures
+    inventory: dict[int, dict[str, Any]] = {d["index"]: d for d in writer.manifest.get("inventory") or []
+                                            if isinstance(d, dict) and isinstance(d.get("index"), int)}
+    failed: dict[int, str] = {int(k): str(v) for k, v in (writer.manifest.get("failed_devices") or {}).items()}
+    in_progress: dict[int, str] = {}
     log = RunLog(run_dir / RUN_LOG)
 
     def handle(kind: str, data: dict[str, Any]) -> None:
+        if kind == "write_failed":
+            raise _WriteFailed(str(data.get("error")))
         log.event(kind, data)
-        if kind == "device":
+        if kind == "phase":
+            in_progress[data["device"]] = data["dtype"]
+        elif kind == "measurement":
+            in_progress.pop(data["device"], None)
+        elif kind == "device":
             inventory[data["device"]] = {**data["info"], "power_reader": data.get("power")}
             writer.update(inventory=[inventory[i] for i in sorted(inventory)])
         elif kind == "device_failed" and data["device"] not in failed:
@@ -314,50 +457,154 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
         monitor.on_event(kind, data)
         if kind == "measurement" and coordination is not None:
             coordination.ship()  # each measurement reaches rank 0 before the next one starts
-        on_event(kind, data)
+        run.on_event(kind, data)
 
-    if scope_readers:
-        writer.update(scope_readers=[r.describe() for r in scope_readers])
-    monitor = ScopeMonitor(list(scope_readers or []), len(plan.devices), writer, plan.sample_hz)
-    status = "complete"
-    with monitor, _sigterm_as_interrupt():
+    monitor = ScopeMonitor(run.scope_readers, len(run.devices), writer, plan.sample_hz)
+    status, error, signal_name = "complete", None, None
+    with _StopSignals() as stop:
+        run.stop = stop
         try:
-            barrier = coordination.barrier(BARRIER_TIMEOUT_S) if coordination is not None else None
-            # in a job, rank 0's process also receives every node's shards: its device is measured
-            # in a worker of its own, away from that work (and its GIL)
-            if len(plan.devices) == 1 and coordination is None:
-                try:
-                    measure_device(plan, plan.devices[0], run_dir, lambda kind, **d: handle(kind, d), barrier, 1)
-                except Exception as exc:
-                    handle("device_failed", {"device": plan.devices[0], "error": f"{type(exc).__name__}: {exc}"})
-            else:
-                _run_workers(plan, run_dir, handle, failed, barrier)
-            monitor.flush(final=True)
-        except KeyboardInterrupt:
-            status = "interrupted"
+            with monitor:
+                if run.scope_readers:
+                    writer.update(scope_readers=[r.describe() for r in run.scope_readers])
+                if run.only is not None:
+                    log.event("resume", {"measuring": " ".join(f"{d}:{','.join(t)}" for d, t in run.only.items())})
+                barrier = coordination.barrier(BARRIER_TIMEOUT_S) if coordination is not None else None
+                # in a job, rank 0's process also receives every node's shards: its device is measured
+                # in a worker of its own, away from that work (and its GIL)
+                if len(run.devices) == 1 and coordination is None:
+                    _measure_in_process(run, handle)
+                else:
+                    _run_workers(run, handle, failed, barrier)
+                monitor.flush(final=True)
+        except KeyboardInterrupt as exc:
+            status, signal_name = "interrupted", str(exc) or "SIGINT"
+        except _WriteFailed as exc:
+            status, error = "failed", str(exc)
+        except record.RecordWriteError as exc:
+            status, error = "failed", write_failure(exc, run_dir)
+        stop.hold()  # from here on a signal cannot cut the closing short
+        return _close(run, _Closing(status, error, signal_name, failed, in_progress, monitor.results), log)
+
+
+def _measure_in_process(run: _Run, handle: Callable[[str, dict[str, Any]], None]) -> None:
+    """A single device, measured in this process (no worker to spawn)."""
+    (index,) = run.devices
+    only = run.only[index] if run.only is not None else None
+    try:
+        measure_device(run.plan, index, run.run_dir, lambda kind, **d: handle(kind, d), None,
+                       len(run.plan.devices), only_dtypes=only)
+    except (record.RecordWriteError, _WriteFailed):
+        raise
+    except Exception as exc:
+        handle("device_failed", {"device": index, "error": f"{type(exc).__name__}: {exc}"})
+
+
+@dataclass
+class _Closing:
+    """How a pass ended, for :func:`_close`."""
+
+    status: str
+    error: str | None
+    signal_name: str | None
+    failed: dict[int, str]
+    in_progress: dict[int, str]
+    scope_results: list[dict[str, Any]]
+
+
+def missing_pairs(plan: RunPlan, measurements: list[dict[str, Any]], failed: dict[int, str],
+                  in_progress: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """The plan's (device, dtype) pairs with no measurement on disk, but those of a failed device
+    (a genuine failure is recorded as such and never measured again). ``state``: ``in_progress``
+    (dropped when the run stopped) or ``not_started``."""
+    have = {(m.get("device"), m.get("dtype")) for m in measurements}
+    current = in_progress or {}
+    return [{"device": d, "dtype": t, "state": "in_progress" if current.get(d) == t else "not_started"}
+            for d in plan.devices if d not in failed for t in plan.dtypes if (d, t) not in have]
+
+
+#: keys describing why a record is not complete: recomputed whenever it is closed
+_OPEN_KEYS = ("missing", "interrupted_at", "interrupt_signal", "error")
+
+
+def _close(run: _Run, c: _Closing, log: RunLog) -> RunOutcome:
+    """Close the record: leftovers of the stopped pass removed, aggregates from what is on disk,
+    status and (for a record that is not complete) what is missing and why; then the file index."""
+    plan, writer, run_dir = run.plan, run.writer, run.run_dir
+    status, error = c.status, c.error
     measurements = record.load_run(run_dir).measurements
-    aggregates = node_aggregates(measurements, plan.outlier_tolerance) + scope_aggregates(measurements, monitor.results)
-    if failed and status == "complete":
+    if run.coordination is None:  # a job's shard files may already be on rank 0's disk: left as they are
+        _drop_leftovers(run_dir, measurements, c.scope_results + list(writer.manifest.get("scope_power") or []))
+    aggregates = node_aggregates(measurements, plan.outlier_tolerance) + scope_aggregates(measurements, c.scope_results)
+    missing = missing_pairs(plan, measurements, c.failed, c.in_progress)
+    if c.failed and status == "complete":
         status = "failed"
-    log.event("finished", {"status": status, "failed_devices": failed})
+    if missing and status == "complete":  # cannot happen unless a worker skipped work: never passed off
+        status, error = "failed", f"{len(missing)} measurement(s) of the plan missing"
+    try:
+        log.event("finished", {"status": status, "failed_devices": c.failed, "missing": len(missing),
+                               **({"error": error} if error else {})})
+    except record.RecordWriteError as exc:
+        if error is None:
+            status, error = "failed", write_failure(exc, run_dir)
     log.close()  # before the file index: the log is part of the record
-    writer.finish(status, finished_at=utc_now(), aggregates=aggregates, failed_devices=failed)
-    return RunOutcome(run_dir, status, measurements, aggregates, failed)
+    for key in _OPEN_KEYS:
+        writer.manifest.pop(key, None)
+    keys: dict[str, Any] = {"finished_at": utc_now(), "aggregates": aggregates, "failed_devices": c.failed}
+    if status != "complete":
+        keys["missing"] = missing
+    if status == "interrupted":
+        keys["interrupted_at"], keys["interrupt_signal"] = keys["finished_at"], c.signal_name
+    if error:
+        keys["error"] = error
+    if run.only is not None and writer.manifest.get("resumes"):
+        last = writer.manifest["resumes"][-1]
+        done = {(m.get("device"), m.get("dtype")) for m in measurements}
+        last.update(finished_at=keys["finished_at"], status=status,
+                    measured=[{"device": d, "dtype": t} for d, ts in run.only.items() for t in ts if (d, t) in done])
+    close_error = None
+    try:
+        writer.finish(status, **keys)
+    except record.RecordWriteError as exc:
+        close_error = (f"the record at {run_dir} could not be closed ({write_failure(exc, run_dir)}); "
+                       "its manifest is the last whole one written, status running")
+    return RunOutcome(run_dir, status, measurements, aggregates, c.failed, missing, error, close_error)
 
 
-def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, Any]], None], failed: dict[int, str],
+def _drop_leftovers(run_dir: Path, measurements: list[dict[str, Any]], scope_power: list[dict[str, Any]]) -> None:
+    """What a stopped worker left that belongs to no measurement: temporary files of a write cut
+    short, and the trace of a measurement whose own file was never written (it is measured again
+    on resume, trace and all). Never part of the record; removing them also frees space."""
+    keep = {m.get("trace_file") for m in measurements} | {sp.get("trace_file") for sp in scope_power}
+    for sub in ("", record.MEASUREMENTS_DIR, record.TRACES_DIR):
+        folder = run_dir / sub
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for p in folder.iterdir():
+            rel = p.relative_to(run_dir).as_posix()
+            orphan_trace = sub == record.TRACES_DIR and rel not in keep
+            if p.is_file() and not p.is_symlink() and (record.is_temp_name(p.name) or orphan_trace):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+def _run_workers(run: _Run, handle: Callable[[str, dict[str, Any]], None], failed: dict[int, str],
                  barrier: Any = None) -> None:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    if barrier is None:  # the node's own common start; a job's spans every node
-        barrier = ctx.Barrier(len(plan.devices))
-    procs = {i: ctx.Process(target=_worker, args=(plan.to_dict(), i, str(run_dir), q, barrier, len(plan.devices),
-                                                  os.getpid()),
-                            name=f"icb-bench-d{i}", daemon=True) for i in plan.devices}
-    for p in procs.values():
-        p.start()
+    devices = run.devices
+    if barrier is None:  # the node's own common start (of the devices measured); a job's spans every node
+        barrier = ctx.Barrier(len(devices))
+    plan_dict = run.plan.to_dict()
+    # every worker gets the share of the host (threads, say) it had in the whole run, also on a resume
+    procs = {i: ctx.Process(target=_worker, args=(plan_dict, i, str(run.run_dir), q, barrier, len(run.plan.devices),
+                                                  os.getpid(), run.only[i] if run.only is not None else None),
+                            name=f"icb-bench-d{i}", daemon=True) for i in devices}
     aborted = False
     try:
+        with _sigint_blocked():
+            for p in procs.values():
+                p.start()
         while True:
             try:
                 kind, data = q.get(timeout=0.2)
@@ -366,6 +613,9 @@ def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, 
             except _queue.Empty:
                 pass
             dead = [i for i, p in procs.items() if p.exitcode not in (None, 0)]
+            for i in dead:
+                if -procs[i].exitcode in (signal.SIGTERM, signal.SIGINT):  # someone stopped it: not a device fault
+                    raise KeyboardInterrupt(f"{signal.Signals(-procs[i].exitcode).name} to device {i}'s worker")
             if dead and not aborted:
                 # a worker that died without reaching its own abort (OOM kill, segfault in a vendor
                 # library) must not keep its peers waiting at the common start
@@ -373,7 +623,9 @@ def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, 
                 aborted = True
             for i in dead:
                 if i not in failed:
-                    _drain(q, handle)  # its own last words (device_failed) come first
+                    _drain(q, handle)  # its own last words (device_failed, write_failed) come first
+                    if procs[i].exitcode == WORKER_WRITE_FAILED:
+                        raise _WriteFailed(f"device {i}'s worker could not write its measurement")
                     if i not in failed:
                         handle("device_failed", {"device": i, "error": f"worker exited with code {procs[i].exitcode}"})
             if all(not p.is_alive() for p in procs.values()):
@@ -383,12 +635,25 @@ def _run_workers(plan: RunPlan, run_dir: Path, handle: Callable[[str, dict[str, 
             p.join()
             if p.exitcode not in (0, None) and i not in failed:
                 handle("device_failed", {"device": i, "error": f"worker exited with code {p.exitcode}"})
-    except KeyboardInterrupt:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            p.join(timeout=5)
+    except BaseException:
+        if run.stop is not None:
+            run.stop.hold()  # a second Ctrl-C must not cut the stopping of the workers short
+        _stop_workers(procs.values())
         raise
+
+
+def _stop_workers(procs: Any) -> None:
+    """Every worker ends now: terminated, and killed if it has not exited within
+    :data:`WORKER_STOP_S` (no device is left loaded; a measurement cut short is simply not written)."""
+    procs = [p for p in procs if p.pid is not None]
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in procs:
+        p.join(timeout=WORKER_STOP_S)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def _drain(q: Any, handle: Callable[[str, dict[str, Any]], None]) -> None:
@@ -400,4 +665,5 @@ def _drain(q: Any, handle: Callable[[str, dict[str, Any]], None]) -> None:
         handle(kind, data)
 
 
-__all__ = ["execute", "new_run_id", "node_aggregates", "RunOutcome", "summarize"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_WRITE_FAILED", "RunLog", "RunOutcome", "continue_run", "execute",
+           "missing_pairs", "new_run_id", "node_aggregates", "summarize", "write_failure"]

@@ -41,9 +41,22 @@ class RecordError(Exception):
     """A record directory is missing, unreadable or of an unknown schema."""
 
 
+class RecordWriteError(OSError):
+    """A record file could not be written (disk full, read-only, I/O error): ``filename`` names it.
+    A run stops at the first one (bench/orchestrate.py) instead of measuring on."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
+    Any OSError is raised as :class:`RecordWriteError` (the old file, if any, is left whole)."""
     path = Path(path)
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise RecordWriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -11,7 +11,7 @@ import time
 import traceback
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Collection, Protocol
 
 from . import challenge, record
 from .inventory import hostname, utc_now
@@ -198,8 +198,9 @@ def failed_measurement(plan: RunPlan, host: str, index: int, seq: int, dtype: st
 
 
 def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier: StartBarrier | None = None,
-                   worker_count: int = 1) -> list[dict[str, Any]]:
-    """Measure every dtype of ``plan`` on device ``index``; each measurement is written as it finishes."""
+                   worker_count: int = 1, only_dtypes: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Measure every dtype of ``plan`` on device ``index``; each measurement is written as it finishes.
+    ``only_dtypes`` (a resume): measure just these, each keeping its place (``seq``) in the plan."""
     from icb_bench.kernels import gemm, peaks
     from icb_bench.kernels.backends import get_backend
     from icb_bench.kernels.dtypes import DTYPES, probe_dtypes
@@ -221,14 +222,19 @@ def measure_device(plan: RunPlan, index: int, run_dir: Path, emit: Emit, barrier
     sampler.start()
     try:
         for seq, dtype in enumerate(plan.dtypes):
-            emit("phase", device=index, dtype=dtype, phase="starting", total_s=None)
             arrived = _Arrival()  # which of this dtype's common starts were reached (one wait each)
+            if only_dtypes is not None and dtype not in only_dtypes:
+                arrived.skip(barrier)  # measured before: still at its common starts, so peers stay in step
+                continue
+            emit("phase", device=index, dtype=dtype, phase="starting", total_s=None)
             try:
                 if unsupported[dtype] is not None:
                     raise UnsupportedDtype(f"{info.get('model')} ({plan.backend}) cannot run {dtype} GEMMs here: "
                                            f"{unsupported[dtype]}")
                 meas = _measure_one(plan, backend, index, dtype, DTYPES[dtype], info, seq, host, run_dir, emit,
                                     barrier, sampler, gemm, peaks, arrived, reader)
+            except record.RecordWriteError:
+                raise  # the record's disk failed: the run stops (bench/orchestrate.py), nothing is measured on
             except UnsupportedDtype as exc:
                 arrived.skip(barrier)
                 meas = failed_measurement(plan, host, index, seq, dtype, info, "unsupported", str(exc))

@@ -1,0 +1,184 @@
+"""`bench run --resume RUN_DIR`: measure what an interrupted (or write-failed) single-node run left
+out, into the same record, and close it as the uninterrupted run would have been.
+
+What may be resumed, and why (a record is evidence a site gains from; a resume must not become a
+way to measure other hardware, other inputs, or to retry a result it did not like):
+
+* a single-node record (no ``kind: fleet``, not a node's shard), closed ``interrupted`` or
+  ``failed`` with pairs ``missing``, whose file index still matches the disk (an edited record is
+  refused), measured without node/rack meters (a dtype's node energy window cannot be split);
+* on the same host (hostname) with the same harness version, every device of the plan the record
+  knows matching its recorded identity (model, vendor, UUID, serial, PCI bus, driver, runtime,
+  compute units); the plan, and so the challenge nonce and seed, come from the record;
+* only pairs no measurement file exists for: a measurement that finished -- valid, invalid or
+  failed -- is on disk and stays (an interrupted one never reaches the disk, writes are atomic);
+  the pairs of a device in ``failed_devices`` are a genuine failure and are never measured again.
+
+A record that is already ``complete`` has nothing to resume (:class:`NothingToResume`, exit 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import record
+from .inventory import hostname, real_hostname, utc_now
+from .plan import RunPlan
+
+#: what names a device: a resume on a device that differs in any of these is refused
+IDENTITY_FIELDS = ("model", "vendor", "uuid", "serial", "pci_bus_id", "driver_version", "runtime_version",
+                   "compute_units")
+#: statuses a resume continues from
+RESUMABLE = ("interrupted", "failed")
+
+
+class ResumeError(Exception):
+    """The record cannot be resumed here: one line, exit 2."""
+
+
+class NothingToResume(Exception):
+    """The record is complete already: one line, exit 0."""
+
+
+@dataclass
+class Resume:
+    """A record checked for resuming: its plan and, per device, the dtypes still to measure."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    plan: RunPlan
+    only: dict[int, tuple[str, ...]]
+    known_devices: dict[int, dict[str, Any]]
+
+    @property
+    def pairs(self) -> list[dict[str, Any]]:
+        return [{"device": d, "dtype": t} for d, ts in self.only.items() for t in ts]
+
+
+def prepare(run_dir: Path, nonce_text: str | None = None, seed: int | None = None) -> Resume:
+    """Check the record at ``run_dir`` (see the module docstring) and what is left to measure.
+    ``nonce_text``/``seed``: what the caller restated with --challenge/--seed; must be the record's."""
+    from .orchestrate import missing_pairs
+    from .sign import check_record_integrity
+
+    run_dir = Path(run_dir)
+    try:
+        rec = record.load_run(run_dir)
+    except record.RecordError as exc:
+        raise ResumeError(f"--resume: {exc}") from None
+    m = rec.manifest
+    if rec.kind != "node" or m.get("fleet"):
+        raise ResumeError(f"--resume: {run_dir} is a multi-node record ({'a node shard' if m.get('fleet') else rec.kind}); "
+                          "only a single-node record can be resumed")
+    if rec.status == "complete":
+        raise NothingToResume(f"{run_dir} is complete: nothing to resume")
+    if rec.status not in RESUMABLE:
+        raise ResumeError(f"--resume: {run_dir} has status {rec.status!r}; expected one of {', '.join(RESUMABLE)} "
+                          "(a 'running' record is still being written, or its run was killed before it could close)")
+    if m.get("scope_readers"):
+        raise ResumeError(f"--resume: {run_dir} was measured with node/rack meters; their per-dtype energy window "
+                          "cannot be split across a resume")
+    integrity = check_record_integrity(run_dir)
+    if not integrity.ok:
+        raise ResumeError(f"--resume: {integrity.summary()}; a record edited after it closed cannot be resumed")
+    try:
+        plan = RunPlan.from_dict(m.get("plan") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResumeError(f"--resume: {run_dir}: the record's plan is unreadable ({exc})") from None
+    _check_host(run_dir, m)
+    _check_inputs(plan, nonce_text, seed)
+    failed = {int(k): str(v) for k, v in (m.get("failed_devices") or {}).items()}
+    missing = missing_pairs(plan, rec.measurements, failed)
+    if not missing:
+        raise ResumeError(f"--resume: {run_dir} ({rec.status}) has nothing missing: every measurement finished or "
+                          "its device failed, and a genuine failure is not measured again")
+    only: dict[int, tuple[str, ...]] = {}
+    for p in missing:
+        only[p["device"]] = only.get(p["device"], ()) + (p["dtype"],)
+    known = {d["index"]: d for d in m.get("inventory") or [] if isinstance(d, dict) and isinstance(d.get("index"), int)}
+    for meas in rec.measurements:  # a device whose inventory entry never reached the manifest
+        if isinstance(meas.get("device_info"), dict):
+            known.setdefault(meas["device"], meas["device_info"])
+    return Resume(run_dir, m, plan, only, known)
+
+
+def _check_host(run_dir: Path, m: dict[str, Any]) -> None:
+    from . import __version__
+
+    host = m.get("host") if isinstance(m.get("host"), dict) else {}
+    for key, here in (("hostname", hostname()), ("real_hostname", real_hostname())):
+        if host.get(key) is not None and host.get(key) != here:
+            raise ResumeError(f"--resume: {run_dir} was measured on host {host.get(key)!r}, this is {here!r}; "
+                              "a record is resumed on the host that began it")
+    version = (m.get("tool") or {}).get("version") if isinstance(m.get("tool"), dict) else None
+    if version != __version__:
+        raise ResumeError(f"--resume: {run_dir} was measured with icb-bench {version}, this is {__version__}; "
+                          "a record is resumed by the harness version that began it")
+
+
+def _check_inputs(plan: RunPlan, nonce_text: str | None, seed: int | None) -> None:
+    """--challenge/--seed given with --resume must restate the record's own (the plan has them)."""
+    from . import challenge
+
+    recorded = challenge.from_plan(plan.extra, plan.seed)
+    if nonce_text is not None:
+        try:
+            given = challenge.parse_nonce(nonce_text)
+        except challenge.ChallengeError as exc:
+            raise ResumeError(str(exc)) from None
+        if recorded.mode != "challenge" or given != recorded.nonce:
+            raise ResumeError("--challenge: not the nonce the record was measured with; a resume uses the record's own")
+    if seed is not None and (recorded.mode != "seed" or seed != recorded.seed):
+        raise ResumeError(f"--seed: {seed} is not the seed the record was measured with; a resume uses the record's own")
+
+
+def check_devices(res: Resume, backend: Any) -> None:
+    """Every device of the plan the record knows is the one here (same :data:`IDENTITY_FIELDS`);
+    measuring other devices into a record is refused. ``backend``: the plan's backend, opened."""
+    from .runner import device_record
+
+    count = backend.device_count()
+    if max(res.plan.devices) >= count:
+        raise ResumeError(f"--resume: the record measured device {max(res.plan.devices)}; this host's "
+                          f"{res.plan.backend} backend sees {count} device(s)")
+    for index in res.plan.devices:
+        recorded = res.known_devices.get(index)
+        if recorded is None:
+            continue  # it never reported: nothing of it is in the record to be consistent with
+        here = device_record(backend.device_info(index))
+        for key in IDENTITY_FIELDS:
+            if recorded.get(key) != here.get(key):
+                raise ResumeError(f"--resume: device {index}'s {key} is {here.get(key)!r} here, {recorded.get(key)!r} "
+                                  f"in the record; a record is resumed on the devices that began it")
+
+
+def reopen(res: Resume, argv: list[str]) -> dict[str, Any]:
+    """Mark the record running again with an open ``resumes`` entry (why it stopped, what is to be
+    measured), then remove its old signature: it covered files that change now, and must not
+    be left looking valid. Returns the manifest :func:`orchestrate.continue_run` continues."""
+    manifest = dict(res.manifest)
+    previous = {k: manifest.get(k) for k in ("status", "error", "interrupted_at", "interrupt_signal", "finished_at")
+                if manifest.get(k) is not None}
+    for key in ("files", "finished_at"):
+        manifest.pop(key, None)
+    manifest["status"] = "running"
+    manifest["resumes"] = list(manifest.get("resumes") or []) + [
+        {"started_at": utc_now(), "argv": argv, "previous": previous, "measuring": res.pairs}]
+    record.atomic_write_json(res.run_dir / record.MANIFEST, manifest)
+    sig = res.run_dir / record.SIGNATURE
+    if sig.exists() or sig.is_symlink():
+        sig.unlink()
+    return manifest
+
+
+def run(res: Resume, on_event: Any, argv: list[str]) -> Any:
+    """Reopen the record and measure what is missing; the :class:`orchestrate.RunOutcome`."""
+    from .orchestrate import continue_run
+
+    manifest = reopen(res, argv)
+    return continue_run(res.plan, res.run_dir, manifest, on_event, res.only)
+
+
+__all__ = ["IDENTITY_FIELDS", "NothingToResume", "Resume", "ResumeError", "check_devices", "prepare", "reopen", "run"]
