@@ -90,7 +90,8 @@ class SiteError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        return "\n".join(f"{self.source}: {i}" for i in self.issues)
+        # one line per issue, whatever a value or a parser's message holds (libyaml's span lines)
+        return "\n".join(" ".join(f"{self.source}: {i}".split()) for i in self.issues)
 
 
 class _Hidden:
@@ -634,6 +635,8 @@ def load_site(path: str | Path) -> Site:
         raise SiteError(str(p), [yaml_issue(exc, "valid YAML without aliases or tags")]) from None
     except RecursionError:
         raise SiteError(str(p), [Issue("(file)", _MISSING, "YAML nested less deeply")]) from None
+    except ValueError as exc:  # an integer of more than 4300 digits: Python refuses to convert it
+        raise SiteError(str(p), [Issue("(file)", _MISSING, f"YAML whose numbers have at most 4300 digits ({exc})")]) from None
     site = parse_site(data, str(p))
     site._base_dir = p.resolve().parent
     site._sha256 = hashlib.sha256(raw).hexdigest()
