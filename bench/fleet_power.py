@@ -182,15 +182,9 @@ def _opt_float(v: Any) -> float | None:
 
 
 def _spec(entry: dict[str, Any], desc: dict[str, Any]) -> Any:
-    from .rack import MeterSpec
+    from .meter_energy import meter_spec  # shared with `bench verify`, which judges the readings again
 
-    kind = entry["kind"]
-    method = "meter-log" if kind == "meter-log" else ("counter" if desc.get("method") == "counter" else "polled")
-    return MeterSpec(entry["source_id"], entry["scope"], method, float(entry.get("accuracy_rel") or 0.0),
-                     resolution_w=float(desc.get("resolution_w") or 0.0),
-                     interval_s=float(desc.get("statistics_period_s") or 0.0) if kind == "dcmi" else 0.0,
-                     period_s=None if kind == "meter-log" else 1.0 / POLL_HZ,
-                     resolution_j=float(desc.get("resolution_j") or 0.0))
+    return meter_spec(entry, desc, POLL_HZ)
 
 
 def rack_aggregates(run_dir: Path, site: Any, site_dir: Path, power: list[dict[str, Any]],

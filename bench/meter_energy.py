@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from .plan import MIN_ASSESSMENT_S
 from .power.base import PowerSample
@@ -18,7 +18,7 @@ from .power.coverage import CoverageRule, ReadError, judge
 from .power.sampler import _counter_at
 
 __all__ = ["ASSURANCE_SCOPE", "MeterScope", "MeterMethod", "Status", "STATUSES", "RackRules", "RULES", "RackInputError", "MeterSpec",
-           "Reading", "MeterSeries", "SourceEnergy", "source_energy"]
+           "Reading", "MeterSeries", "SourceEnergy", "source_energy", "meter_spec"]
 
 MeterScope = Literal["rack", "node"]
 MeterMethod = Literal["polled", "counter", "meter-log"]
@@ -316,3 +316,16 @@ def source_energy(series: MeterSeries, t_begin_s: float, t_end_s: float, rules: 
     if series.spec.method == "counter":
         return _counter_energy(series, t_begin_s, t_end_s, rules)
     return _polled_energy(series, t_begin_s, t_end_s, rules)
+
+
+def meter_spec(entry: Mapping[str, Any], reader: Mapping[str, Any], poll_hz: float) -> MeterSpec:
+    """The :class:`MeterSpec` of a manifest ``power`` entry and its reader's self-description, polled
+    at ``poll_hz`` (meter logs: their own spacing): how the run judged the source's readings, and
+    how `bench verify` judges them again (ValueError/TypeError for a malformed entry)."""
+    kind = entry["kind"]
+    method = "meter-log" if kind == "meter-log" else ("counter" if reader.get("method") == "counter" else "polled")
+    return MeterSpec(entry["source_id"], entry["scope"], method, float(entry.get("accuracy_rel") or 0.0),
+                     resolution_w=float(reader.get("resolution_w") or 0.0),
+                     interval_s=float(reader.get("statistics_period_s") or 0.0) if kind == "dcmi" else 0.0,
+                     period_s=None if kind == "meter-log" else 1.0 / poll_hz,
+                     resolution_j=float(reader.get("resolution_j") or 0.0))

@@ -120,6 +120,9 @@ def verify_cmd(
     trusted_key: Optional[List[str]] = typer.Option(
         None, "--trusted-key", metavar="sha256:…", help="Accept only signatures by this key (repeatable; `bench keygen` prints the fingerprint)."
     ),
+    site: Optional[Path] = typer.Option(
+        None, "--site", metavar="SITE.yaml", help="Site file: each rack figure must hold every node and device of its rack (without it A1.7 is not confirmed)."
+    ),
 ) -> None:
     """Score with measured figures from `bench run` records and check each declared claim.
 
@@ -132,6 +135,7 @@ def verify_cmd(
 
     decl, rules = _load(decl_path)
     plan = _load_plan(sample_plan) if sample_plan is not None else None
+    site_file = _load_site(site) if site is not None else None
     try:
         records = load_records(results)
     except RecordError as exc:
@@ -151,6 +155,7 @@ def verify_cmd(
             level=level,
             sample_plan=plan,
             sample_plan_path=sample_plan,
+            site_file=site_file,
         )
     except LevelError as exc:  # a --level the rules do not know, or one the plan was not drawn at
         _fail(f"--level: {exc}")
@@ -186,6 +191,15 @@ def _load_plan(path: Path):
         return load_sample_plan(path)
     except SamplePlanError as exc:
         _fail(f"--sample-plan: {exc}")
+
+
+def _load_site(path: Path):
+    from icb_bench.bench.site import SiteError, load_site
+
+    try:
+        return load_site(path)
+    except SiteError as exc:
+        _fail("--site: " + "; ".join(exc.render().splitlines()))
 
 
 def register(app: typer.Typer) -> None:

@@ -84,12 +84,16 @@ def verify(
     sample_plan: SamplePlan | None = None,
     sample_plan_path: str | Path | None = None,
     sampling: SamplingRules | None = None,
+    site_file: Any = None,
 ) -> Verification:
     """Replace declared FP16 peak, domestic share and rack efficiency by figures from ``records``
     (`bench run` records as read by :func:`load_records`) and score; each claim is checked.
 
     ``level`` is the sampling level (default: the plan's, else ``rules/sampling.yaml``'s);
-    ``sample_plan`` restricts what counts to the racks it drew. ValueError for bad arguments."""
+    ``sample_plan`` restricts what counts to the racks it drew; ``site_file`` (a ``bench.site.Site``) is
+    what each rack figure's nodes and devices are checked against — without it A1.7 is not
+    confirmed (a figure that leaves out a node of its rack cannot be told from the rack's).
+    ValueError for bad arguments."""
     if basis not in ("nominal", "measured"):
         raise ValueError(f"basis must be nominal or measured, not {basis!r}")
     tol = _fraction(tolerance, "tolerance", Fraction(0), Fraction(1), True)
@@ -99,7 +103,7 @@ def verify(
     rules = rules or load_rules(decl.spec)
     peaks = peaks or load_peaks()
     items = resolve_inventory(decl, peaks)
-    got = collect(records, peaks)
+    got = collect(records, peaks, site_file)
     samples, racks = got.samples, got.racks
     plan = None
     if sample_plan is not None:
@@ -170,7 +174,8 @@ def verify(
     # ---- A1.7 per-rack efficiency, with the sampling rule for racks as for devices
     rc, override = rack_claim(RackClaimInput(racks, lower, _indicator(rules, "A1.7"), decl.industrial_value.rack_efficiency,
                                              sampling.level(lv).meter_accuracy,
-                                             rack_blockers(plan) + operating + _rack_rule(decl, racks, lv, sampling, sample_plan)),
+                                             rack_blockers(plan) + operating + _rack_rule(decl, racks, lv, sampling, sample_plan)
+                                             + _membership_rule(racks, site_file)),
                               tol)
     claims.append(rc)
     if override is not None:
@@ -200,6 +205,14 @@ def _domestic_share(models: list[ModelFigure]) -> Fraction | None:
         if mf.domestic:
             dom += per * mf.count
     return dom / total if total else None
+
+
+def _membership_rule(racks: list[EfficiencyFigure], site_file: Any) -> list[str]:
+    """Why A1.7 may not be confirmed without a site file: a rack's membership is unchecked."""
+    if site_file is not None or not any(f.scored for f in racks):
+        return []
+    return ["rack membership not checked against a site file (bench verify --site SITE): a rack figure that "
+            "leaves out a node of its rack cannot be told from the whole rack's"]
 
 
 def _rack_rule(decl: Declaration, racks: list[EfficiencyFigure], level: int, sampling: SamplingRules,

@@ -20,8 +20,17 @@ measurements it sums). :func:`check_rack` returns what is wrong with one (nothin
    node-meter figure every ``power_sources`` entry is a source of the manifest's ``power`` list
    (of this rack, or of one of its nodes), whose ``trace_file`` is in the record's file index with
    the sha256 of the file on disk.
+   ``energy_j`` is recomputed from those traces over exactly the window, with the run's own
+   arithmetic (:mod:`.rack_energy`), and ``power_sources`` must hold every meter of the rack.
 5. **Plausibility** (``rules/plausibility.yaml``): ``gflops_per_w`` at most the best of its own
    devices' GFLOPS/W (device power alone) × (1 + ``rack_over_best_device_rel``).
+6. **Clocks**: each node's clock offset is known to ± half its best round trip (``clock.rtt_s``;
+   rank 0's is exact); the devices' core phases on rank 0's timeline must spread, plus the
+   largest such uncertainty, by at most ``RackRules.max_phase_spread_s`` (MLPerf Power: power and
+   performance timestamps within 0.8 s). A node's offset without a round trip is unbounded.
+7. **Site file** (``bench verify --site``, optional): the rack is a rack of the site file, its
+   ``nodes`` are exactly that rack's nodes and each node measured as many FP16 devices as the site
+   file gives it (a rack that leaves out a node, or a device, is not that rack's figure).
 """
 
 from __future__ import annotations
@@ -32,9 +41,10 @@ import os
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["FleetContext", "fleet_context", "check_rack", "window_flops", "finite", "REL_TOL", "COUNTED_STATUSES"]
+__all__ = ["FleetContext", "fleet_context", "check_rack", "RackIO", "window_flops", "finite", "REL_TOL",
+           "COUNTED_STATUSES"]
 
 #: "within rounding": figures written from the same arithmetic agree to this relative tolerance
 REL_TOL = 1e-6
@@ -63,6 +73,21 @@ class FleetContext:
     nodes: dict[str, _Node] = field(default_factory=dict)
     power: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # source_id -> manifest power entry
     files: dict[str, str] = field(default_factory=dict)  # file index: path -> sha256
+    #: rank 0's clock at the start of the load (``timeline.load_s``): earlier readings are the idle reading
+    load_s: float = -math.inf
+
+
+@dataclass(frozen=True)
+class RackIO:
+    """How :func:`check_rack` reads a record's files: ``sha256_of(root, rel)`` a file's digest,
+    ``rows_of(root, rel)`` a trace's rows by source (the bytes whose digest the file index holds;
+    ValueError otherwise); ``site_racks``: the site file's racks by name (``bench.site.Rack``), None
+    when no site file was given; ``site_name`` names it in the reasons."""
+
+    sha256_of: Callable[[Path, str], str]
+    rows_of: Callable[[Path, str], Any]
+    site_racks: Mapping[str, Any] | None = None
+    site_name: str = "the site file"
 
 
 def _dict(v: Any) -> dict[str, Any]:
@@ -95,6 +120,9 @@ def fleet_context(rec: Any) -> FleetContext:
     for f in man.get("files") or []:
         if isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str):
             ctx.files[f["path"]] = f["sha256"]
+    load = finite(_dict(man.get("timeline")).get("load_s"))
+    if load is not None:
+        ctx.load_s = load
     return ctx
 
 
@@ -225,7 +253,9 @@ def _flops_problems(agg: Mapping[str, Any], found: Sequence[tuple[_Node, list[An
     return problems
 
 
-def _power_problems(agg: Mapping[str, Any], ctx: FleetContext, sha256_of: Any) -> list[str]:
+def _power_problems(agg: Mapping[str, Any], ctx: FleetContext, io: RackIO) -> list[str]:
+    from .rack_energy import energy_problems
+
     problems = []
     gpw, energy, flops = finite(agg.get("gflops_per_w")), finite(agg.get("energy_j")), finite(agg.get("flops"))
     if gpw is None or energy is None or energy <= 0 or flops is None:
@@ -251,25 +281,84 @@ def _power_problems(agg: Mapping[str, Any], ctx: FleetContext, sha256_of: Any) -
             problems.append(f"power source {sid!r}: its trace file {rel!r} is not in the record's file index")
             continue
         try:
-            got = sha256_of(ctx.path, rel)
+            got = io.sha256_of(ctx.path, rel)
         except Exception as exc:  # noqa: BLE001 - RecordError or OSError: the trace cannot be read
             problems.append(f"power source {sid!r}: trace {rel}: {exc}")
             continue
         if got != want:
             problems.append(f"power source {sid!r}: trace {rel} does not match its sha256 in the file index")
+    if problems:
+        return problems
+    return energy_problems(agg, ctx.power, ctx.load_s, lambda rel: io.rows_of(ctx.path, rel), _close)
+
+
+def _offset_uncertainty_s(node: _Node) -> float | None:
+    """± half the best round trip of the node's clock offset (rank 0's own clock: 0); None: unbounded."""
+    clock = _dict(node.entry.get("clock"))
+    if node.entry.get("rank") == 0 and not finite(clock.get("offset_s")):
+        return 0.0
+    rtt = finite(clock.get("rtt_s"))
+    return rtt / 2 if rtt is not None and rtt >= 0 else None
+
+
+def _clock_problems(found: Sequence[tuple[_Node, list[Any]]], bound_s: float) -> list[str]:
+    problems, begins, ends, worst = [], [], [], 0.0
+    for node, ms in found:
+        u = _offset_uncertainty_s(node)
+        if u is None:
+            problems.append(f"node {node.name!r}: its clock offset has no round trip (clock.rtt_s): its core phase "
+                            "cannot be placed on rank 0's timeline within a known bound")
+            continue
+        worst = max(worst, u)
+        for m in ms:
+            win = _dict(m.get("core_window"))
+            begins.append(float(win["t_begin_s"]) - node.offset_s)  # checked finite by the FLOPs check
+            ends.append(float(win["t_end_s"]) - node.offset_s)
+    if problems or not begins:
+        return problems
+    spread = max(max(begins) - min(begins), max(ends) - min(ends))
+    if spread + worst > bound_s:
+        problems.append(f"the devices' core phases spread by {spread:.3g} s on rank 0's timeline and the nodes' clock "
+                        f"offsets are known to ± {worst:.3g} s (half the best round trip): {spread + worst:.3g} s is more "
+                        f"than the {bound_s:g} s power and performance timestamps may differ by")
     return problems
 
 
-def check_rack(agg: Mapping[str, Any], ctx: FleetContext, *, best_device_slack: float, sha256_of: Any) -> list[str]:
-    """What is wrong with ``agg`` (a rack aggregate of the fleet record ``ctx``); empty: it counts.
-    ``sha256_of(root, rel)`` reads a record file's digest (bounded, no links)."""
+def _site_problems(agg: Mapping[str, Any], found: Sequence[tuple[_Node, list[Any]]], io: RackIO) -> list[str]:
+    rid = agg.get("rack_id")
+    rack = io.site_racks.get(rid) if isinstance(rid, str) and io.site_racks is not None else None
+    if rack is None:
+        return [f"rack {rid!r} is not a rack of {io.site_name}"]
+    want = {n.name: n.devices.count for n in rack.nodes}
+    names = list(dict.fromkeys(agg.get("nodes") or []))
+    problems = []
+    left_out = [n for n in want if n not in names]
+    if left_out:
+        problems.append(f"leaves out node(s) {', '.join(left_out)} of rack {rid!r} in the site file: a rack's figure "
+                        "holds every node of the rack")
+    extra = [n for n in names if n not in want]
+    if extra:
+        problems.append(f"node(s) {', '.join(extra)} are not in rack {rid!r} of the site file")
+    for node, ms in found:
+        if node.name in want and len(ms) != want[node.name]:
+            problems.append(f"node {node.name!r}: {len(ms)} FP16 measurement(s), the site file gives it "
+                            f"{want[node.name]} device(s)")
+    return problems
+
+
+def check_rack(agg: Mapping[str, Any], ctx: FleetContext, *, best_device_slack: float, io: RackIO) -> list[str]:
+    """What is wrong with ``agg`` (a rack aggregate of the fleet record ``ctx``); empty: it counts."""
+    from icb_bench.bench.meter_energy import RULES  # the run's own bound on timestamp alignment
+
     problems, found = _nodes_problems(agg, ctx)
     if problems:
         return problems
-    problems = _device_problems(agg, found) + _flops_problems(agg, found)
+    if io.site_racks is not None:
+        problems = _site_problems(agg, found, io)
+    problems += _device_problems(agg, found) + _flops_problems(agg, found)
     if problems:
         return problems
-    problems = _power_problems(agg, ctx, sha256_of)
+    problems = _clock_problems(found, RULES.max_phase_spread_s) + _power_problems(agg, ctx, io)
     best = [g for _, ms in found for m in ms if (g := _device_gflops_per_w(m)) is not None]
     gpw = finite(agg.get("gflops_per_w"))
     if best and gpw is not None and gpw > max(best) * (1 + best_device_slack):

@@ -156,11 +156,42 @@ def _rack_node_names(rack: str, spec: RackSpec) -> list[str]:
     return [f"n-{rack}"] if spec.nodes == 1 else [f"n-{rack}-{k}" for k in range(spec.nodes)]
 
 
+#: rank 0's clock when the load started (its meters' earlier readings are the idle reading)
+LOAD_S = T0_S - 10.0
+#: best round trip of every node's clock offset (± 0.5 ms)
+RTT_S = 0.001
+
+
+def meter_rows(source_id: str, power_w: float, t_from_s: float = LOAD_S - 3.0, t_to_s: float = T0_S + PHASE_S + 5.0,
+               hz: float = 2.0) -> list[dict[str, Any]]:
+    """A polled meter's readings as the run writes them: instantaneous, at ``hz``, alternating
+    ``power_w`` ± 1 W (a steady value is refused as frozen) so the window's mean is ``power_w``."""
+    rows, k = [], 0
+    while (t := t_from_s + (k + 0.5) / hz) <= t_to_s:
+        rows.append({"source_id": source_id, "t_begin_s": t, "t_end_s": t, "power_w": power_w + (1.0 if k % 2 else -1.0),
+                     "energy_j": None, "ok": True, "error": None, "source_time": None})
+        k += 1
+    return rows
+
+
+def write_readings(path: Path, rows: list[dict[str, Any]], rel: str = "power/readings.parquet") -> str:
+    """Every source's readings in one Parquet file, as ``bench/fleet_power.py`` writes them."""
+    import pandas as pd
+
+    (path / rel).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(path / rel, index=False)
+    return rel
+
+
 def write_fleet(path: Path, racks: dict[str, RackSpec], *, rack_in_manifest: bool = True, run_id: str = "fleet",
-                node_status: dict[str, str] | None = None) -> Path:
+                node_status: dict[str, str] | None = None, clock: dict[str, dict[str, Any]] | None = None,
+                power_w: dict[str, float] | None = None) -> Path:
     """A fleet record whose rack aggregates agree with its node shards, traces and file index
-    (what `bench verify` checks), as `bench run` on several nodes writes it."""
-    nodes, power, aggs = [], [], []
+    (what `bench verify` checks), as `bench run` on several nodes writes it: every meter polled at
+    2 Hz into ``power/readings.parquet``, its mean over the window the figure's power. ``clock``:
+    a node's ``clock`` entry instead of offset 0 ± RTT_S/2; ``power_w``: a source's readings at
+    another power than the figure's (an edited trace)."""
+    nodes, power, aggs, rows = [], [], [], []
     w = RecordWriter(path, {"run_id": run_id, "kind": "fleet", "nodes": [], "aggregates": []})
     w.start()
     for rack, spec in racks.items():
@@ -173,27 +204,41 @@ def write_fleet(path: Path, racks: dict[str, RackSpec], *, rack_in_manifest: boo
             inv = [{"index": i, "model": spec.model} for i in range(spec.devices)]
             write_run(path / "nodes" / node, ms, run_id=node, status=(node_status or {}).get(node, "complete"),
                       inventory=inv, plan={"devices": list(range(spec.devices))})
-            nodes.append({"name": node, "shard": f"nodes/{node}", "devices": spec.devices, "clock": {"offset_s": 0.0},
+            nodes.append({"name": node, "rank": len(nodes), "shard": f"nodes/{node}", "devices": spec.devices,
+                          "clock": (clock or {}).get(node, {"offset_s": 0.0, "rtt_s": RTT_S, "rounds": 8}),
                           **({"rack": rack} if rack_in_manifest else {})})
         agg = rack_aggregate(rack, spec.gflops_per_w, devices=spec.devices * spec.nodes, nodes=names, **spec.agg)
         scope = agg["power_scope"]
         sources = [f"pdu-{rack}-0"] if scope != "node" else [f"bmc-{n}" for n in names]
-        for sid in sources:
-            trace = f"power/{sid}.csv"
-            (path / "power").mkdir(exist_ok=True)
-            (path / trace).write_text("t_begin_s,t_end_s,power_w\n1000,1000,40000\n", encoding="utf-8")
-            power.append({"source_id": sid, "scope": "node" if scope == "node" else "rack", "rack": rack,
-                          "node": sid[4:] if scope == "node" else None, "kind": "redfish", "trace_file": trace})
         agg.update(t_begin_s=T0_S, t_end_s=T0_S + PHASE_S, window_s=PHASE_S, flops=flops, tflops=flops / PHASE_S / 1e12,
                    power_sources=sources)
         if spec.gflops_per_w is not None:
             energy = flops / 1e9 / spec.gflops_per_w
             agg.update(energy_j=energy, power_w=energy / PHASE_S)
+        for sid in sources:
+            rows += meter_rows(sid, (power_w or {}).get(sid, agg["power_w"] / len(sources)))
+            power.append({"source_id": sid, "scope": "node" if scope == "node" else "rack", "rack": rack,
+                          "node": sid[4:] if scope == "node" else None, "kind": "redfish",
+                          "trace_file": "power/readings.parquet", "reader": {}})
         agg.update(spec.override)
         aggs.append(agg)
-    w.update(nodes=nodes, power=power, aggregates=aggs)
+    if rows:
+        write_readings(path, rows)
+    w.update(nodes=nodes, power=power, aggregates=aggs, timeline={"epoch_s": 1.7e9, "monotonic_s": T0_S - 20.0,
+                                                                  "load_s": LOAD_S})
     w.finish("complete")
     return path
+
+
+def site_of(racks: dict[str, RackSpec], extra_nodes: dict[str, list[str]] | None = None) -> Any:
+    """The site file (``bench.site.Site``) of ``write_fleet(racks)``'s racks; ``extra_nodes``: nodes
+    of a rack that the site file lists and the record does not hold."""
+    from icb_bench.bench.site import parse_site
+
+    return parse_site({"schema": "icb-bench/site/1", "site": "test-site", "racks": [
+        {"name": rack, "nodes": [{"name": n, "devices": {"model": spec.model, "count": spec.devices}}
+                                 for n in _rack_node_names(rack, spec) + (extra_nodes or {}).get(rack, [])]}
+        for rack, spec in racks.items()]})
 
 
 def rack_aggregate(rack_id: str, gflops_per_w: float | None, *, grade: str = "assessment", devices: int = 32, dtype: str = "fp16",
@@ -254,3 +299,43 @@ def write_decl(tmp_path: Path, data: dict[str, Any], name: str = "decl.yaml") ->
     p = tmp_path / name
     p.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return p
+
+
+def site_data_for(records: list[Any]) -> dict[str, Any]:
+    """The site file (as data) whose racks are exactly the rack figures' node lists of fleet
+    ``records`` — what an assessor's site file says when the records hold whole racks."""
+    racks: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.kind != "fleet":
+            continue
+        entries = {n["name"]: n for n in rec.manifest.get("nodes") or []}
+        models = {p.manifest.get("run_id"): (p.measurements or [{}])[0].get("device_info", {}).get("model", H100)
+                  for p in rec.parts}
+        for agg in rec.manifest.get("aggregates") or []:
+            if agg.get("scope") == "rack" and agg.get("rack_id") not in racks:
+                racks[agg["rack_id"]] = [{"name": n, "devices": {"model": models.get(n, H100),
+                                                                  "count": entries[n]["devices"]}}
+                                         for n in agg["nodes"] if n in entries]
+    return {"schema": "icb-bench/site/1", "site": "test-site",
+            "racks": [{"name": r, "nodes": nodes} for r, nodes in racks.items() if nodes]}
+
+
+def site_for(records: list[Any]) -> Any:
+    """:func:`site_data_for` as a parsed ``bench.site.Site`` (``verify(..., site_file=…)``)."""
+    from icb_bench.bench.site import parse_site
+
+    return parse_site(site_data_for(records))
+
+
+def write_site_for(records: list[Any], path: Path) -> Path:
+    """:func:`site_data_for` as a site file (``bench verify --site PATH``)."""
+    path.write_text(yaml.safe_dump(site_data_for(records), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def verify_with_site(decl: Any, records: Any, **kw: Any) -> Any:
+    """``verify`` as an assessor runs it: with the site file of the records' own racks (``site_for``)."""
+    from icb_bench.verify.measured import verify
+
+    records = list(records)
+    return verify(decl, records, site_file=site_for(records), **kw)

@@ -32,11 +32,11 @@ def site():
 
 
 def test_verify_100k_device_records(benchmark, site):
-    decl, records = site
+    decl, records, site_file = site
     assert sum(len(r.measurements) for r in records) == 100_000
 
     def run():
-        return to_dict(verify(decl, records))
+        return to_dict(verify(decl, records, site_file=site_file))
 
     doc = benchmark(run)
     models = {m["key"]: m for m in doc["fp16"]["models"]}

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from icb_bench.verify.cli import register
 
-from .conftest import ASCEND, EXAMPLE_COPY, N_ASCEND, N_H100, RackSpec, example_dict, few_racks_dict, write_decl, write_fleet
+from .conftest import (ASCEND, EXAMPLE_COPY, N_ASCEND, N_H100, RackSpec, example_dict, few_racks_dict, write_decl, write_fleet,
+                       write_site_for)
 
 runner = CliRunner()
 
@@ -108,10 +109,17 @@ def _records(tmp_path, h100=701.0, ascend=261.0, **extra):
     and R2 (Ascend); returns the declaration (20 racks in use, so two rack figures meet the rack rule)."""
     write_fleet(tmp_path / "runs" / "r1", {
         "R1": RackSpec(130.0, devices=N_H100, tflops=lambda i: h100 + (i % 3) - 1, measurement=extra),
-        "R2": RackSpec(131.0, devices=N_ASCEND, model=ASCEND, tflops=lambda i: ascend + (i % 3) - 1,
+        "R2": RackSpec(131.0, devices=N_ASCEND // 5, nodes=5, model=ASCEND, tflops=lambda i: ascend + (i % 3) - 1,
                        measurement=dict(peak=313.0, domestic=True, vendor="Huawei", **extra)),
     })
     return write_decl(tmp_path, few_racks_dict())
+
+
+def _site_file(tmp_path):
+    """The assessor's site file of the records under ``tmp_path/runs`` (``--site``)."""
+    from icb_bench.verify.measured import load_records
+
+    return write_site_for(load_records([tmp_path / "runs"]), tmp_path / "site.yaml")
 
 
 def _plan(tmp_path, racks, level=1):
@@ -126,7 +134,7 @@ def _plan(tmp_path, racks, level=1):
 
 def test_verify_all_confirmed_exit_0_json(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--format", "json")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--format", "json", "--site", _site_file(tmp_path))
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert {c["id"]: c["status"] for c in doc["claims"]} == {"A2.7": "CONFIRMED", "A2.14": "CONFIRMED", "A1.7": "CONFIRMED"}
@@ -144,7 +152,8 @@ def test_verify_table_vocabulary(app, tmp_path):
 
 def test_verify_measured_basis_not_confirmed_exit_1(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--basis", "measured", "--format", "junit")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--basis", "measured", "--format", "junit",
+             "--site", _site_file(tmp_path))
     assert r.exit_code == 1
     root = ET.fromstring(r.stdout.split("?>", 1)[1])
     claims = next(s for s in root.iter("testsuite") if s.get("name") == "claims")
@@ -177,7 +186,8 @@ def test_verify_level_option(app, tmp_path):
 
 def test_verify_sample_plan_option(app, tmp_path):
     decl = _records(tmp_path)
-    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2"]), "--format", "json")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--sample-plan", _plan(tmp_path, ["R1", "R2"]), "--format", "json",
+             "--site", _site_file(tmp_path))
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["sample_plan"]["racks"] == ["R1", "R2"] and doc["sample_plan"]["not_measured"] == []
@@ -201,3 +211,20 @@ def test_verify_bad_plan_or_level_exit_2(app, tmp_path, args, words):
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert all(w in r.output for w in words), r.output
 
+
+
+def test_verify_without_site_cannot_confirm_the_racks(app, tmp_path):
+    decl = _records(tmp_path)
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--format", "json")
+    assert r.exit_code == 1, r.output
+    a17 = next(c for c in json.loads(r.stdout)["claims"] if c["id"] == "A1.7")
+    assert a17["status"] == "INCONCLUSIVE" and "not checked against a site file" in a17["reason"]
+
+
+def test_verify_bad_site_file_is_one_line_exit_2(app, tmp_path):
+    decl = _records(tmp_path)
+    bad = tmp_path / "site.yaml"
+    bad.write_text("schema: icb-bench/site/1\nsite: s\nracks: []\n", encoding="utf-8")
+    r = _run(app, "verify", "--allow-unsigned", decl, tmp_path / "runs", "--site", bad)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.output.strip().count("\n") == 0 and "--site" in r.output and "racks" in r.output

@@ -11,7 +11,7 @@ from icb_bench.verify.declaration import parse_declaration
 from icb_bench.verify.measured import CONFIRMED, INCONCLUSIVE, LevelError, load_records, verify
 from icb_bench.verify.sample_plan import SamplePlanError, load_sample_plan, plan_digest
 
-from .conftest import FEW_RACKS, H100, RackSpec, example_dict, measurement, write_fleet, write_run
+from .conftest import FEW_RACKS, H100, RackSpec, example_dict, measurement, verify_with_site, write_fleet, write_run
 
 
 def _decl(h100_count=40, rack_efficiency="120 GFLOPS/W", racks_in_use=FEW_RACKS):
@@ -65,7 +65,7 @@ def test_fleet_record_reads_its_node_records(tmp_path):
 def test_racks_outside_the_plan_do_not_count(tmp_path, rack_in_manifest):
     recs = _fleet(tmp_path, {"R01": 130.0, "R02": 128.0, "R03": 60.0}, rack_in_manifest=rack_in_manifest)
     path = _plan(tmp_path, ["R01", "R02"])
-    v = verify(_decl(), recs, sample_plan=load_sample_plan(path), sample_plan_path=path)
+    v = verify_with_site(_decl(), recs, sample_plan=load_sample_plan(path), sample_plan_path=path)
     assert v.plan.outside == ["R03"] and v.plan.not_measured == []
     assert v.models[0].sampled == 4  # R03's two devices are not counted
     assert {r.rack_id for r in v.racks} == {"R01", "R02"}
@@ -152,7 +152,7 @@ def test_insufficient_and_missing_racks_are_listed_never_scored(tmp_path):
     specs = {"R1": RackSpec(130.0), "R2": RackSpec(128.0),
              "R3": RackSpec(None, agg=dict(status="insufficient", reason="4 readings inside the window")),
              "R4": RackSpec(300.0, agg=dict(status="missing", reason="pdu:R04/0 stale for 30 s"))}
-    v = verify(_decl(), _racks_run(tmp_path, specs))
+    v = verify_with_site(_decl(), _racks_run(tmp_path, specs))
     shown = {r.rack_id: r for r in v.racks}
     assert not shown["R3"].scored and not shown["R4"].scored and shown["R1"].scored
     c = _claim(v, "A1.7")
@@ -171,14 +171,14 @@ def test_device_counters_are_shown_not_confirmed(tmp_path):
 
 def test_node_meters_can_confirm(tmp_path):
     specs = {f"R{i}": RackSpec(130.0, agg=dict(power_scope="node", assurance="node-meters")) for i in range(3)}
-    c = _claim(verify(_decl(), _racks_run(tmp_path, specs)), "A1.7")
+    c = _claim(verify_with_site(_decl(), _racks_run(tmp_path, specs)), "A1.7")
     assert c.status == CONFIRMED and "node-meters 3" in c.reason
 
 
 @pytest.mark.parametrize("rel, status", [(0.10, INCONCLUSIVE), (0.01, CONFIRMED)])
 def test_each_racks_uncertainty_bounds_the_median(tmp_path, rel, status):
     specs = {f"R{i}": RackSpec(e, agg=dict(uncertainty_rel=rel)) for i, e in enumerate((120.0, 121.0, 122.0))}
-    c = _claim(verify(_decl(), _racks_run(tmp_path, specs)), "A1.7")  # needs 114
+    c = _claim(verify_with_site(_decl(), _racks_run(tmp_path, specs)), "A1.7")  # needs 114
     assert c.figure == pytest.approx(121.0) and c.low == pytest.approx(121.0 * (1 - rel))
     assert c.status == status
 
@@ -186,7 +186,7 @@ def test_each_racks_uncertainty_bounds_the_median(tmp_path, rel, status):
 def test_no_stated_uncertainty_takes_the_levels_meter_accuracy(tmp_path):
     specs = {f"R{i}": RackSpec(118.0, agg=dict(uncertainty_rel=None)) for i in range(3)}
     recs = _racks_run(tmp_path, specs)
-    v1 = verify(_decl(), recs)  # level 1: ±5 % -> 118 / 1.05 = 112.4 < 114
+    v1 = verify_with_site(_decl(), recs)  # level 1: ±5 % -> 118 / 1.05 = 112.4 < 114
     assert _claim(v1, "A1.7").status == INCONCLUSIVE and "meter accuracy ±5% assumed" in v1.racks[0].reason
-    v3 = verify(_decl(racks_in_use=3), recs, level=3)  # level 3 (every rack in use measured): ±1 % -> 116.8
+    v3 = verify_with_site(_decl(racks_in_use=3), recs, level=3)  # level 3 (every rack in use measured): ±1 % -> 116.8
     assert _claim(v3, "A1.7").status == CONFIRMED

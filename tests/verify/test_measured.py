@@ -11,6 +11,7 @@ from icb_bench.verify.declaration import parse_declaration
 from icb_bench.verify.measured import CONFIRMED, INCONCLUSIVE, NOT_CONFIRMED, load_records, median_ci, verify
 
 from .conftest import (ASCEND, H100, N_ASCEND, N_H100, RackSpec, example_dict, few_racks_dict, measurement, rack_aggregate, site_measurements,
+                       verify_with_site,
                        write_fleet, write_run)
 
 RACKS = (130.0, 125.0, 128.0)
@@ -42,7 +43,7 @@ def _model(v, key):
 
 def test_all_claims_confirmed(site):
     decl = parse_declaration(few_racks_dict())
-    v = verify(decl, site)
+    v = verify_with_site(decl, site)
     assert {c.id: c.status for c in v.claims} == {"A2.7": CONFIRMED, "A2.14": CONFIRMED, "A1.7": CONFIRMED}
     assert v.all_confirmed
     # nominal = 300 × 989 + 2600 × 313 TFLOPS, exact
@@ -290,7 +291,7 @@ def test_rack_efficiency_median_and_nominal_efficiency(tmp_path):
         "R8": RackSpec(110.0, devices=32, model=ASCEND, tflops=lambda i: 260.0,
                        measurement=dict(peak=313.0, domestic=True, vendor="Huawei")),
     })
-    v = verify(parse_declaration(few_racks_dict()), load_records([tmp_path]))
+    v = verify_with_site(parse_declaration(few_racks_dict()), load_records([tmp_path]))
     assert sorted(r.gflops_per_w for r in v.racks) == [90.0, 110.0]
     assert float(v.scorecard.indicator("A1.7").value) == pytest.approx(100.0)
     r7 = next(r for r in v.racks if r.label == "R7")

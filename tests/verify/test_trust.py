@@ -16,7 +16,7 @@ from icb_bench.verify.measured import CONFIRMED, INCONCLUSIVE, NOT_CONFIRMED, lo
 from icb_bench.verify.rack_check import window_flops
 from icb_bench.verify.report import render, to_json
 
-from .conftest import (ASCEND, EXAMPLE_COPY, H100, N_H100, RackSpec, example_dict, measurement, rack_aggregate,
+from .conftest import (ASCEND, EXAMPLE_COPY, H100, N_H100, RackSpec, example_dict, measurement, rack_aggregate, verify_with_site,
                        site_measurements, write_fleet, write_run)
 
 runner = CliRunner()
@@ -69,7 +69,7 @@ def test_smoke_runs_only_are_not_certified_and_not_measured(tmp_path):
 
 
 def test_measured_site_is_confirmed_and_certified(tmp_path):
-    v = verify(parse_declaration(_three_rack_site()), _site(tmp_path))
+    v = verify_with_site(parse_declaration(_three_rack_site()), _site(tmp_path))
     assert v.verdict == CONFIRMED and v.certification == "yes" and v.unverified == []
     doc = json.loads(to_json(v))
     assert doc["verdict"] == CONFIRMED and doc["certified"] is True and doc["certified_name"]
@@ -79,7 +79,7 @@ def test_measured_site_is_confirmed_and_certified(tmp_path):
 def test_a_refuted_claim_makes_the_verdict_not_confirmed(tmp_path):
     data = _three_rack_site()
     data["industrial_value"]["rack_efficiency"] = "200 GFLOPS/W"
-    v = verify(parse_declaration(data), _site(tmp_path))
+    v = verify_with_site(parse_declaration(data), _site(tmp_path))
     assert _claim(v, "A1.7").status == NOT_CONFIRMED and v.verdict == NOT_CONFIRMED
 
 
@@ -162,7 +162,7 @@ def test_a_rack_above_its_best_device_is_implausible(tmp_path):
 
 def test_a_power_trace_edited_after_the_run_does_not_count(tmp_path):
     run = write_fleet(tmp_path / "fleet", _edited())
-    (run / "power" / "pdu-R0-0.csv").write_text("t_begin_s,t_end_s,power_w\n1000,1000,1\n", encoding="utf-8")
+    (run / "power" / "readings.parquet").write_bytes(b"not the readings of the run")
     v = verify(parse_declaration(example_dict()), load_records([tmp_path]))
     assert any("aggregate rack R0" in e and "does not match its sha256 in the file index" in e for e in v.excluded)
 
@@ -197,7 +197,7 @@ def test_throughput_at_full_power_and_efficiency_at_a_cap_is_inconclusive(tmp_pa
 def test_power_limits_within_one_percent_are_one_operating_point(tmp_path):
     a = {"telemetry": {"power_limit_w": 700.0}}
     b = {"telemetry": {"power_limit_w": 705.0}}
-    v = verify(parse_declaration(_three_rack_site()), _site(tmp_path, h100_kw=a, ascend_kw=b))
+    v = verify_with_site(parse_declaration(_three_rack_site()), _site(tmp_path, h100_kw=a, ascend_kw=b))
     assert v.operating_point == [] and v.verdict == CONFIRMED
 
 
@@ -207,7 +207,7 @@ def test_three_racks_of_1200_in_use_cannot_confirm_the_rack_efficiency(tmp_path)
     c = _claim(v, "A1.7")
     assert c.status == INCONCLUSIVE and c.figure is not None
     assert "3 of 1200 racks in use measured with a rack or node meter; the rule asks for 120 (level 1)" in c.reason
-    assert _claim(verify(parse_declaration(_three_rack_site()), load_records([tmp_path])), "A1.7").status == CONFIRMED
+    assert _claim(verify_with_site(parse_declaration(_three_rack_site()), load_records([tmp_path])), "A1.7").status == CONFIRMED
 
 
 def test_one_device_of_eight_loaded_is_another_operating_point(tmp_path):

@@ -1,0 +1,110 @@
+"""A rack figure's energy, recomputed from the meter readings its fleet record holds.
+
+`bench run` wrote every raw reading of every rack and node meter to ``power/readings.parquet``
+(``bench/fleet_power.py``) and took the rack's energy over exactly the rack window with
+:func:`icb_bench.bench.meter_energy.source_energy`. Verify reads the same readings — the bytes
+whose sha256 the file index holds — and runs the same function on them, with the same meter
+description (:func:`~icb_bench.bench.meter_energy.meter_spec`) and the same cut at the start of
+the load (``timeline.load_s``). An energy that differs beyond float rounding, a source that gives
+no good energy now, or a set of sources that leaves out a meter of the rack makes the figure not
+count. ``bench.meter_energy`` is pure (no numpy, no torch) and imported only when a figure is checked.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = ["TraceRows", "parse_trace", "expected_sources", "energy_problems"]
+
+#: a trace file's rows by source id: (t_begin_s, t_end_s, power_w, energy_j, ok, error, source_time)
+TraceRows = dict[str, list[tuple[Any, ...]]]
+_COLUMNS = ("t_begin_s", "t_end_s", "power_w", "energy_j", "ok", "error", "source_time")
+#: a trace written before source ids: every row is the one source's
+_ANY = ""
+
+
+def parse_trace(rel: str, data: bytes) -> TraceRows:
+    """The rows of a trace file (Parquet or CSV, as ``bench.record.read_trace`` reads them), grouped
+    by ``source_id`` (a site's 3,000 racks may share one file), each cell as the run read it back
+    (``bench/fleet_power.py``): a missing number None, a non-text error None. ValueError if unreadable."""
+    import pandas as pd  # lazily: only a fleet record's rack figure needs it
+
+    try:
+        df = pd.read_parquet(io.BytesIO(data)) if rel.endswith(".parquet") else pd.read_csv(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - pyarrow/pandas errors of every kind: the trace is unreadable
+        raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if "t_begin_s" not in df.columns or "t_end_s" not in df.columns:
+        raise ValueError("has no t_begin_s/t_end_s columns")
+    groups = df.groupby("source_id", sort=False).indices if "source_id" in df.columns else {_ANY: slice(None)}
+    return {str(sid): list(zip(*(_cells(df, c, idx) for c in _COLUMNS))) for sid, idx in groups.items()}
+
+
+def _cells(df: Any, column: str, idx: Any) -> list[Any]:
+    """One column's cells of one source, as Python values (one C-speed pass per column, not per cell)."""
+    n = len(df.index[idx])
+    if column not in df.columns:
+        return [True] * n if column == "ok" else [None] * n
+    s = df[column].iloc[idx]
+    if column in ("error", "source_time"):
+        return [v if isinstance(v, str) else None for v in s.tolist()] if s.notna().any() else [None] * n
+    if column == "ok":
+        return [bool(v) for v in s.tolist()]
+    values = s.tolist()
+    if column in ("power_w", "energy_j"):
+        values = [None if v is None or v != v else float(v) for v in values] if s.isna().any() else values
+    return values
+
+
+def _readings(rows: Sequence[tuple[Any, ...]], t_load_s: float) -> list[Any]:
+    """The source's readings from the start of the load on (the run's cut: earlier ones are its idle
+    reading); each checked as :class:`~icb_bench.bench.meter_energy.Reading` checks it."""
+    from icb_bench.bench.meter_energy import Reading
+
+    return [Reading(*row) for row in rows if row[0] >= t_load_s]
+
+
+def expected_sources(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The sources a figure of its assurance must sum: every rack meter of the rack (its A and B
+    feeds), or every node meter of its nodes. Leaving one out lowers the energy and raises GFLOPS/W."""
+    if agg.get("assurance") == "rack-meter":
+        return sorted(sid for sid, p in power.items() if p.get("scope") == "rack" and p.get("rack") == agg.get("rack_id"))
+    nodes = set(agg.get("nodes") or [])
+    return sorted(sid for sid, p in power.items() if p.get("scope") == "node" and p.get("node") in nodes)
+
+
+def energy_problems(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, Any]], t_load_s: float,
+                    rows_of: Callable[[str], TraceRows], close: Callable[[float, float], bool]) -> list[str]:
+    """What is wrong with ``agg``'s ``energy_j`` (a rack- or node-meter figure whose trace digests
+    hold) against the energy recomputed over ``[t_begin_s, t_end_s]``; ``rows_of(trace_file)``
+    gives a trace's rows (ValueError when unreadable)."""
+    from icb_bench.bench.fleet_power import POLL_HZ
+    from icb_bench.bench.meter_energy import MeterSeries, RackInputError, meter_spec, source_energy
+
+    sources = agg.get("power_sources") or []
+    want = expected_sources(agg, power)
+    left_out = [s for s in want if s not in sources]
+    if left_out:
+        return [f"power_sources leave out {', '.join(left_out)} of the record's {agg.get('assurance')} sources: "
+                "every meter of the rack must be summed"]
+    t0, t1, energy = float(agg["t_begin_s"]), float(agg["t_end_s"]), float(agg["energy_j"])
+    total, problems = 0.0, []
+    for sid in sources:
+        entry = power[sid]
+        try:
+            rows = rows_of(entry["trace_file"])
+            trace = rows.get(sid, rows.get(_ANY, []))
+            spec = meter_spec(entry, entry.get("reader") or {}, POLL_HZ)
+            got = source_energy(MeterSeries(spec, _readings(trace, t_load_s)), t0, t1)
+        except (RackInputError, ValueError, TypeError, KeyError) as exc:
+            problems.append(f"power source {sid!r}: energy not recomputable from its trace ({exc})")
+            continue
+        if got.status != "ok" or got.energy_j is None:
+            problems.append(f"power source {sid!r}: its readings give no energy over the window ({got.status}: {got.reason})")
+            continue
+        total += got.energy_j
+    if not problems and not (math.isfinite(total) and close(energy, total)):
+        problems.append(f"energy_j {energy:.6g} is not the {total:.6g} J its meters' readings give over "
+                        f"[{t0:.3f}, {t1:.3f}] s")
+    return problems
