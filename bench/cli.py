@@ -112,23 +112,23 @@ def check_shape_fits(shape: tuple[int, int, int], dtypes: tuple[str, ...], free_
 MIN_FREE_BYTES = 64 << 20
 
 
-def check_out_writable(run_dir: Path) -> None:
-    """Known before anything is measured: ``--out`` can be created and written, with room to spare
-    (a read-only or full disk would otherwise lose the run's first measurement)."""
+def check_out_writable(run_dir: Path, option: str = "--out") -> None:
+    """Known before anything is measured: ``--out`` (``option``) can be created and written, with
+    room to spare (a read-only or full disk would otherwise lose the run's first measurement)."""
     import shutil
     import tempfile
 
     existing = next((p for p in [run_dir, *run_dir.resolve().parents] if p.exists()), None)
     if existing is None or not existing.is_dir():
-        raise UsageError(f"--out: {run_dir}: no existing directory above it to create it in")
+        raise UsageError(f"{option}: {run_dir}: no existing directory above it to create it in")
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".icb-bench-probe-"):
             pass
     except OSError as exc:
-        raise UsageError(f"--out: {run_dir} is not writable ({exc.strerror or exc}); expected a directory this user can write") from None
+        raise UsageError(f"{option}: {run_dir} is not writable ({exc.strerror or exc}); expected a directory this user can write") from None
     free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
-        raise UsageError(f"--out: {run_dir} has {free / 2**20:.0f} MiB free; expected at least {MIN_FREE_BYTES >> 20} MiB")
+        raise UsageError(f"{option}: {run_dir} has {free / 2**20:.0f} MiB free; expected at least {MIN_FREE_BYTES >> 20} MiB")
 
 
 #: `bench run` options that describe what is measured: a resume takes them from the record instead
@@ -261,10 +261,12 @@ def run(
         try:
             with display:
                 outcome = execute(plan, run_dir, display.on_event, scope_readers=scope_readers)
-        except record.RecordWriteError as exc:  # the record could not even be started
+        except record.RecordWriteError as exc:  # the record could not even be started: nothing measured
             from .orchestrate import write_failure
 
             raise fail(f"--out: {run_dir}: {write_failure(exc, run_dir)}")
+        except record.RecordError as exc:  # no room for the writer's reserve, or another writer holds it
+            raise fail(f"--out: {exc}")
         code = _report_stop(outcome)
         shown_dir, is_root = run_dir, True
         if outcome.error or outcome.close_error:  # its disk failed: a signature would not fit either
@@ -343,7 +345,7 @@ def _resume_run(run_dir: Path, given: list[str], args: ResumeArgs) -> None:
             sign_key = cli_trust.load_sign_key(args.sign)
         except cli_trust.TrustUsageError as exc:
             raise UsageError(str(exc)) from exc
-        check_out_writable(run_dir)
+        check_out_writable(run_dir, "--resume")
         try:
             rs.check_devices(res, get_backend(res.plan.backend))
         except BackendUnavailable as exc:
@@ -358,6 +360,8 @@ def _resume_run(run_dir: Path, given: list[str], args: ResumeArgs) -> None:
         from .orchestrate import write_failure
 
         raise fail(f"--resume: {run_dir}: {write_failure(exc, run_dir)}; the record is unchanged")
+    except record.RecordError as exc:  # another writer holds it, or no room for the writer's reserve
+        raise fail(f"--resume: {exc}")
     code = _report_stop(outcome)
     _finish_run(run_dir, code, None if outcome.error or outcome.close_error else sign_key, args.json_out, args.quiet)
 

@@ -287,7 +287,8 @@ class _StopSignals:
     """SIGINT and SIGTERM during a run (Ctrl-C, kill, a timeout, a batch scheduler): the first one
     raises KeyboardInterrupt where the parent is, so the measurement in progress is dropped and the
     record is closed ``interrupted``; any later one (and any at all once :meth:`hold` was called,
-    while the record is being closed) is noted and ignored, so closing is never cut short.
+    while the record is being closed) is noted and ignored, so closing is never cut short; after
+    a signal they stay ignored (the process only reports and exits).
     Handlers can only be set in the main thread; elsewhere this does nothing."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -313,8 +314,10 @@ class _StopSignals:
         self.holding = True
 
     def __exit__(self, *exc: object) -> None:
+        # a process stopped by a signal only reports and exits from here on: later signals are
+        # ignored (the record is closed; a repeated Ctrl-C must not turn exit 3 into a traceback)
         for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
+            signal.signal(sig, previous if self.first is None else signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -422,12 +425,12 @@ def execute(plan: RunPlan, run_dir: Path, on_event: OnEvent, argv: list[str] | N
     return _measure(_Run(plan, run_dir, writer, on_event, list(scope_readers or []), coordination))
 
 
-def continue_run(plan: RunPlan, run_dir: Path, manifest: dict[str, Any], on_event: OnEvent,
+def continue_run(plan: RunPlan, writer: record.RecordWriter, on_event: OnEvent,
                  only: dict[int, tuple[str, ...]]) -> RunOutcome:
-    """Measure ``only`` (device -> dtypes, in plan order) into the record at ``run_dir``, reopened
-    (status ``running``, its last ``resumes`` entry open) by :mod:`icb_bench.bench.resume`, and close
-    it as :func:`execute` does. The devices measured synchronise with each other as in any run."""
-    return _measure(_Run(plan, Path(run_dir), record.RecordWriter(run_dir, manifest), on_event, only=only))
+    """Measure ``only`` (device -> dtypes, in plan order) into the record ``writer`` holds open,
+    reopened (status ``running``, its last ``resumes`` entry open) by :mod:`icb_bench.bench.resume`,
+    and close it as :func:`execute` does. The devices measured synchronise with each other as in any run."""
+    return _measure(_Run(plan, writer.path, writer, on_event, only=only))
 
 
 def _measure(run: _Run) -> RunOutcome:
@@ -524,7 +527,7 @@ def missing_pairs(plan: RunPlan, measurements: list[dict[str, Any]], failed: dic
 
 
 #: keys describing why a record is not complete: recomputed whenever it is closed
-_OPEN_KEYS = ("missing", "interrupted_at", "interrupt_signal", "error")
+_OPEN_KEYS = ("missing", "interrupted_at", "interrupt_signal", "failure_reason")
 
 
 def _close(run: _Run, c: _Closing, log: RunLog) -> RunOutcome:
@@ -556,7 +559,7 @@ def _close(run: _Run, c: _Closing, log: RunLog) -> RunOutcome:
     if status == "interrupted":
         keys["interrupted_at"], keys["interrupt_signal"] = keys["finished_at"], c.signal_name
     if error:
-        keys["error"] = error
+        keys["failure_reason"] = error
     if run.only is not None and writer.manifest.get("resumes"):
         last = writer.manifest["resumes"][-1]
         done = {(m.get("device"), m.get("dtype")) for m in measurements}
@@ -564,9 +567,10 @@ def _close(run: _Run, c: _Closing, log: RunLog) -> RunOutcome:
                     measured=[{"device": d, "dtype": t} for d, ts in run.only.items() for t in ts if (d, t) in done])
     close_error = None
     try:
-        writer.finish(status, **keys)
-    except record.RecordWriteError as exc:
-        close_error = (f"the record at {run_dir} could not be closed ({write_failure(exc, run_dir)}); "
+        writer.finish(status, **keys)  # the writer's reserve is freed first (bench/record.py)
+    except (record.RecordCloseError, record.RecordWriteError) as exc:
+        why = write_failure(exc, run_dir) if isinstance(exc, OSError) else str(exc).removeprefix(f"{run_dir}: ")
+        close_error = (f"the record at {run_dir} could not be closed ({why}); "
                        "its manifest is the last whole one written, status running")
     return RunOutcome(run_dir, status, measurements, aggregates, c.failed, missing, error, close_error)
 
@@ -583,7 +587,8 @@ def _drop_leftovers(run_dir: Path, measurements: list[dict[str, Any]], scope_pow
         for p in folder.iterdir():
             rel = p.relative_to(run_dir).as_posix()
             orphan_trace = sub == record.TRACES_DIR and rel not in keep
-            if p.is_file() and not p.is_symlink() and (record.is_temp_name(p.name) or orphan_trace):
+            cut_short = record.is_temp_name(p.name) and p.name not in record.WRITER_FILES  # the writer's own stay
+            if p.is_file() and not p.is_symlink() and (cut_short or orphan_trace):
                 with contextlib.suppress(OSError):
                     p.unlink()
 

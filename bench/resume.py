@@ -154,31 +154,33 @@ def check_devices(res: Resume, backend: Any) -> None:
                                   f"in the record; a record is resumed on the devices that began it")
 
 
-def reopen(res: Resume, argv: list[str]) -> dict[str, Any]:
-    """Mark the record running again with an open ``resumes`` entry (why it stopped, what is to be
-    measured), then remove its old signature: it covered files that change now, and must not
-    be left looking valid. Returns the manifest :func:`orchestrate.continue_run` continues."""
+def reopen(res: Resume, argv: list[str]) -> record.RecordWriter:
+    """Take the record's writer lease (a RecordError if another writer holds it or the disk has no
+    room for the reserve), mark it running again with an open ``resumes`` entry (why it stopped,
+    what is to be measured), then remove its old signature: it covered files that change now, and
+    must not be left looking valid. Returns the open writer :func:`orchestrate.continue_run` continues."""
     manifest = dict(res.manifest)
-    previous = {k: manifest.get(k) for k in ("status", "error", "interrupted_at", "interrupt_signal", "finished_at")
+    previous = {k: manifest.get(k) for k in ("status", "failure_reason", "interrupted_at", "interrupt_signal", "finished_at")
                 if manifest.get(k) is not None}
     for key in ("files", "finished_at"):
         manifest.pop(key, None)
     manifest["status"] = "running"
     manifest["resumes"] = list(manifest.get("resumes") or []) + [
         {"started_at": utc_now(), "argv": argv, "previous": previous, "measuring": res.pairs}]
-    record.atomic_write_json(res.run_dir / record.MANIFEST, manifest)
+    writer = record.RecordWriter(res.run_dir, manifest)
+    writer.open()
+    writer.write_manifest()
     sig = res.run_dir / record.SIGNATURE
     if sig.exists() or sig.is_symlink():
         sig.unlink()
-    return manifest
+    return writer
 
 
 def run(res: Resume, on_event: Any, argv: list[str]) -> Any:
     """Reopen the record and measure what is missing; the :class:`orchestrate.RunOutcome`."""
     from .orchestrate import continue_run
 
-    manifest = reopen(res, argv)
-    return continue_run(res.plan, res.run_dir, manifest, on_event, res.only)
+    return continue_run(res.plan, reopen(res, argv), on_event, res.only)
 
 
 __all__ = ["IDENTITY_FIELDS", "NothingToResume", "Resume", "ResumeError", "check_devices", "prepare", "reopen", "run"]

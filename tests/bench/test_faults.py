@@ -53,7 +53,7 @@ def test_worker_disk_full_stops_every_worker_and_closes_failed(tmp_path):
     assert f"the record at {out} is closed as failed" in line
     rec = record.load_run(out)
     m = rec.manifest
-    assert rec.status == "failed" and m["error"].startswith("disk full writing measurements/")
+    assert rec.status == "failed" and m["failure_reason"].startswith("disk full writing measurements/")
     assert m["failed_devices"] == {}  # the disk failed, not a device
     # the first failed write stopped the run: no later dtype was measured on any device
     assert {x["dtype"] for x in rec.measurements} <= {"fp32"} and all(x["device"] == 0 for x in rec.measurements)
@@ -70,7 +70,7 @@ def test_worker_disk_full_stops_every_worker_and_closes_failed(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rec = record.load_run(out)
     assert rec.status == "complete" and len(rec.measurements) == 6
-    assert rec.manifest["resumes"][0]["previous"]["error"].startswith("disk full writing")
+    assert rec.manifest["resumes"][0]["previous"]["failure_reason"].startswith("disk full writing")
 
 
 def test_in_process_disk_full_stops_before_the_next_dtype(tmp_path, monkeypatch):
@@ -89,7 +89,7 @@ def test_in_process_disk_full_stops_before_the_next_dtype(tmp_path, monkeypatch)
     assert outcome.status == "failed" and outcome.error.endswith("-d0-fp32.json: No space left on device")
     assert not [d for k, d in events if k == "phase" and d["dtype"] == "fp16"], "measured on after the failed write"
     m = record.load_run(tmp_path / "run").manifest
-    assert m["status"] == "failed" and m["error"] == outcome.error
+    assert m["status"] == "failed" and m["failure_reason"] == outcome.error
     assert [(p["device"], p["dtype"], p["state"]) for p in m["missing"]] == [(0, "fp32", "in_progress"), (0, "fp16", "not_started")]
     assert not list((tmp_path / "run" / record.TRACES_DIR).iterdir())
 
@@ -153,5 +153,30 @@ def test_real_full_disk_stops_the_run_without_a_traceback(small_fs):
         assert f"the record at {out} could not be closed (disk full writing manifest.json" in line
         assert rec.status == "running"
     else:
-        assert rec.status == "failed" and rec.manifest["error"].startswith("disk full writing")
+        assert rec.status == "failed" and rec.manifest["failure_reason"].startswith("disk full writing")
     _no_half_written_files(out)
+
+
+def test_resume_onto_a_read_only_disk_is_refused_before_measuring(small_fs, monkeypatch):
+    from typer.testing import CliRunner
+
+    from icb_bench.bench.cli import app
+
+    real = record._atomic_write
+
+    def full(path, data):
+        if path.parent.name == record.MEASUREMENTS_DIR:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, data)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(record, "_atomic_write", full)
+        plan = RunPlan.build("cpu", (0,), ("fp32",), quick=True, duration_s=0.5, shape=(128, 128, 128))
+        assert execute(plan, small_fs / "run", lambda kind, data: None).status == "failed"
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True, capture_output=True)
+    monkeypatch.delenv("ICB_BENCH_CPU_DEVICES", raising=False)
+    res = CliRunner().invoke(app, ["run", "--resume", str(small_fs / "run")])
+    assert res.exit_code == 2, res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert f"--resume: {small_fs / 'run'} is not writable (Read-only file system)" in line
+    assert record.load_run(small_fs / "run").status == "failed"

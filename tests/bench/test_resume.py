@@ -33,8 +33,9 @@ def _bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           env=ENV, timeout=timeout)
 
 
-def interrupt_run(out: Path, sig: int = signal.SIGTERM, *extra: str) -> subprocess.CompletedProcess:
-    """Start a two-device run, send ``sig`` once its first measurement is on disk, wait for it."""
+def interrupt_run(out: Path, sig: int = signal.SIGTERM, *extra: str, repeat: int = 1) -> subprocess.CompletedProcess:
+    """Start a two-device run, send ``sig`` (``repeat`` times, 50 ms apart: the later ones land while
+    the workers are stopped and the record closed) once its first measurement is on disk."""
     cmd = [sys.executable, "-m", "icb_bench.bench.cli", "run", *ARGS, *extra, "--out", str(out), "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     mdir = out / record.MEASUREMENTS_DIR
@@ -44,7 +45,9 @@ def interrupt_run(out: Path, sig: int = signal.SIGTERM, *extra: str) -> subproce
             if proc.poll() is not None:
                 pytest.fail(f"the run ended before it could be interrupted: {proc.stderr.read()}")
             time.sleep(0.05)
-        proc.send_signal(sig)
+        for _ in range(repeat):
+            proc.send_signal(sig)
+            time.sleep(0.05)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -93,7 +96,7 @@ def check_resumed(out: Path, before: record.RunRecord) -> record.RunRecord:
     for m in rec.measurements:  # what was measured before the interrupt is left exactly as it was
         if m["id"] in earlier:
             assert m == earlier[m["id"]]
-    for key in ("missing", "interrupted_at", "interrupt_signal", "error"):
+    for key in ("missing", "interrupted_at", "interrupt_signal", "failure_reason"):
         assert key not in rec.manifest
     (res,) = rec.manifest["resumes"]
     assert res["previous"]["status"] == "interrupted" and res["status"] == "complete"
@@ -109,10 +112,10 @@ def check_resumed(out: Path, before: record.RunRecord) -> record.RunRecord:
     return rec
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_run_resumes_to_a_complete_record(tmp_path, sig):
+@pytest.mark.parametrize("sig, repeat", [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 4)])
+def test_sigterm_run_resumes_to_a_complete_record(tmp_path, sig, repeat):
     out = tmp_path / "run"
-    before = check_interrupted(out, interrupt_run(out, sig))
+    before = check_interrupted(out, interrupt_run(out, sig, repeat=repeat))
     check_resumed(out, before)
 
 
@@ -155,8 +158,12 @@ def test_resume_without_sign_drops_the_old_signature(copy, tmp_path):
     from icb_bench.bench.sign import load_private_key, sign_record
 
     sign_record(copy, load_private_key(key))
-    res = reopen(prepare(copy), ["test"])
-    assert res["status"] == "running" and not (copy / record.SIGNATURE).exists()
+    writer = reopen(prepare(copy), ["test"])
+    try:
+        assert record.load_run(copy).status == "running" and not (copy / record.SIGNATURE).exists()
+        assert record.load_run(copy).manifest["resumes"][0]["previous"]["status"] == "interrupted"
+    finally:
+        writer.finish("interrupted")  # lets go of the writer's lease
 
 
 # -- refusals (one line, exit 2; a complete record: exit 0) -------------------------------------------
