@@ -73,7 +73,8 @@ def test_worker_disk_full_stops_every_worker_and_closes_failed(tmp_path):
     assert rec.manifest["resumes"][0]["previous"]["failure_reason"].startswith("disk full writing")
 
 
-def test_in_process_disk_full_stops_before_the_next_dtype(tmp_path, monkeypatch):
+def _measurements_disk_full(monkeypatch) -> None:
+    """Every measurement file written in this process fails with ENOSPC (other files are written)."""
     real = record._atomic_write
 
     def full(path, data):
@@ -82,6 +83,10 @@ def test_in_process_disk_full_stops_before_the_next_dtype(tmp_path, monkeypatch)
         real(path, data)
 
     monkeypatch.setattr(record, "_atomic_write", full)
+
+
+def test_in_process_disk_full_stops_before_the_next_dtype(tmp_path, monkeypatch):
+    _measurements_disk_full(monkeypatch)
     events = []
     plan = RunPlan.build("cpu", (0,), ("fp32", "fp16"), quick=True, duration_s=0.5, shape=(128, 128, 128))
     outcome = execute(plan, tmp_path / "run", lambda kind, data: events.append((kind, data)))
@@ -162,15 +167,8 @@ def test_resume_onto_a_read_only_disk_is_refused_before_measuring(small_fs, monk
 
     from icb_bench.bench.cli import app
 
-    real = record._atomic_write
-
-    def full(path, data):
-        if path.parent.name == record.MEASUREMENTS_DIR:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(path, data)
-
     with monkeypatch.context() as mp:
-        mp.setattr(record, "_atomic_write", full)
+        _measurements_disk_full(mp)
         plan = RunPlan.build("cpu", (0,), ("fp32",), quick=True, duration_s=0.5, shape=(128, 128, 128))
         assert execute(plan, small_fs / "run", lambda kind, data: None).status == "failed"
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True, capture_output=True)
