@@ -125,6 +125,14 @@ class Reading:
     source_time: str | None = None
 
     def __post_init__(self) -> None:
+        tb, te, pw, ej = self.t_begin_s, self.t_end_s, self.power_w, self.energy_j
+        # one fast test for the common case (a site's traces hold ~10^6 readings): plain finite
+        # floats in order (a NaN or infinity fails the chained comparison); anything else is checked
+        # field by field below, with the precise message
+        if (type(tb) is float and type(te) is float and -math.inf < tb <= te < math.inf
+                and (pw is None or (type(pw) is float and -math.inf < pw < math.inf))
+                and (ej is None or (type(ej) is float and -math.inf < ej < math.inf))):
+            return
         _finite("reading.t_begin_s", self.t_begin_s)
         _finite("reading.t_end_s", self.t_end_s)
         if self.t_end_s < self.t_begin_s:

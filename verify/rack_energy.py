@@ -37,16 +37,18 @@ def parse_trace(rel: str, data: bytes) -> TraceRows:
         raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
     if "t_begin_s" not in df.columns or "t_end_s" not in df.columns:
         raise ValueError("has no t_begin_s/t_end_s columns")
-    groups = df.groupby("source_id", sort=False).indices if "source_id" in df.columns else {_ANY: slice(None)}
-    return {str(sid): list(zip(*(_cells(df, c, idx) for c in _COLUMNS))) for sid, idx in groups.items()}
+    rows = list(zip(*(_cells(df, c) for c in _COLUMNS)))
+    if "source_id" not in df.columns:
+        return {_ANY: rows}
+    return {str(sid): [rows[i] for i in idx.tolist()] for sid, idx in df.groupby("source_id", sort=False).indices.items()}
 
 
-def _cells(df: Any, column: str, idx: Any) -> list[Any]:
-    """One column's cells of one source, as Python values (one C-speed pass per column, not per cell)."""
-    n = len(df.index[idx])
+def _cells(df: Any, column: str) -> list[Any]:
+    """One column's cells as Python values, as the run read them back (one pass per column)."""
+    n = len(df)
     if column not in df.columns:
         return [True] * n if column == "ok" else [None] * n
-    s = df[column].iloc[idx]
+    s = df[column]
     if column in ("error", "source_time"):
         return [v if isinstance(v, str) else None for v in s.tolist()] if s.notna().any() else [None] * n
     if column == "ok":

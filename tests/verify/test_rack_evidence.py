@@ -119,3 +119,12 @@ def test_a_clock_offset_without_a_round_trip_is_unbounded(tmp_path):
 def test_a_small_round_trip_counts(tmp_path):
     write_fleet(tmp_path / "fleet", SPECS, clock={"n-R1": {"offset_s": 0.0, "rtt_s": 1.2, "rounds": 8}})
     assert _scored(_verify(tmp_path, site_of(SPECS))) == ["R0", "R1"]  # ± 0.6 s ≤ 0.8 s
+
+
+def test_the_cyclic_collector_is_back_on_after_verify(tmp_path):
+    import gc
+
+    write_fleet(tmp_path / "fleet", SPECS)
+    assert gc.isenabled()
+    _verify(tmp_path, site_of(SPECS))
+    assert gc.isenabled()
