@@ -79,7 +79,7 @@ def check_interrupted(out: Path, proc: subprocess.CompletedProcess) -> record.Ru
     traces = {p.relative_to(out).as_posix() for p in (out / record.TRACES_DIR).iterdir()}
     assert traces <= {x["trace_file"] for x in rec.measurements}
     assert {f["path"] for f in m["files"]} == {p.relative_to(out).as_posix() for p in out.rglob("*")
-                                               if p.is_file() and p.name != record.MANIFEST}
+                                               if p.is_file() and p.name not in (record.MANIFEST, record.SIGNATURE)}
     return rec
 
 
