@@ -288,14 +288,16 @@ class _StopSignals:
     raises KeyboardInterrupt where the parent is, so the measurement in progress is dropped and the
     record is closed ``interrupted``; any later one (and any at all once :meth:`hold` was called,
     while the record is being closed) is noted and ignored, so closing is never cut short; after
-    a signal they stay ignored (the process only reports and exits).
+    a signal they stay ignored (the process only reports and exits; not in a job, whose rank 0
+    goes on handling its own).
     Handlers can only be set in the main thread; elsewhere this does nothing."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, stay_ignored: bool = True) -> None:
         self.first: int | None = None
         self.holding = False
+        self.stay_ignored = stay_ignored  # False in a job: rank 0 handles its own signals after its run
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopSignals":
@@ -317,7 +319,7 @@ class _StopSignals:
         # a process stopped by a signal only reports and exits from here on: later signals are
         # ignored (the record is closed; a repeated Ctrl-C must not turn exit 3 into a traceback)
         for sig, previous in self._previous.items():
-            signal.signal(sig, previous if self.first is None else signal.SIG_IGN)
+            signal.signal(sig, signal.SIG_IGN if self.first is not None and self.stay_ignored else previous)
 
 
 @contextlib.contextmanager
@@ -464,7 +466,7 @@ def _measure(run: _Run) -> RunOutcome:
 
     monitor = ScopeMonitor(run.scope_readers, len(run.devices), writer, plan.sample_hz)
     status, error, signal_name = "complete", None, None
-    with _StopSignals() as stop:
+    with _StopSignals(stay_ignored=coordination is None) as stop:
         run.stop = stop
         try:
             with monitor:
