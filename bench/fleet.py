@@ -9,11 +9,18 @@ worker processes). Rank 0 also runs a :class:`Coordinator` thread. What travels 
   within the store's round trip. A node that never arrives is waited for at most ``timeout_s``,
   then the others start without it and the record says so — a clear timeout, not a hang.
 * **Liveness.** Each node's parent writes a heartbeat; a node whose heartbeat stops for
-  ``dead_after_s`` is dead: its devices no longer hold up any barrier. A device whose worker died is
-  reported ``lost`` by its node.
+  ``dead_after_s`` is declared dead: its devices no longer hold up any barrier. A device whose
+  worker died is reported ``lost`` by its node. A node declared dead that comes back (a network
+  blip, a paused process: its heartbeat moves again, or it says it is done) is *back*: it stays
+  out of every common start counted while it was dead (the one pending when it came back too,
+  if a device already waits there), counts again from the next, and rank 0 waits for its shard
+  as for any live node. The
+  record says when it was declared dead and when it came back (rank 0's clock).
 * **Shards.** Each node ships every file of its shard (measurements as they finish, traces, and
   at the end its manifest) to rank 0 through a store queue, so rank 0 ends with the whole run on
-  its own disk even where nodes share no filesystem.
+  its own disk even where nodes share no filesystem. Each file carries a MAC keyed by the node's
+  own token (drawn at the join, told to rank 0 alone): a file shipped under another node's name
+  is rejected, and the rejection recorded.
 
 The store outlives a dead node (with torchrun it lives in the launcher's agent), so a node dying
 mid-run costs its own measurements only. Nothing here imports torch at module level: the worker
@@ -25,6 +32,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import hashlib
+import hmac
 import json
 import threading
 import time
@@ -43,6 +51,8 @@ HEARTBEAT_S = 1.0
 MAX_SKEW_S = 0.8
 #: after rank 0 finished, how long a live node may send nothing before it counts as missing (at least)
 END_STALL_MIN_S = 600.0
+#: rank 0's log of the job's coordination, in the run directory beside the merged manifest
+FLEET_LOG = "fleet.log"
 
 
 class FleetError(Exception):
@@ -164,8 +174,12 @@ class FleetBarrier:
 class NodeLink:
     """A node's parent process in the job: heartbeat, lost devices, shipping its shard to rank 0."""
 
-    def __init__(self, address: StoreAddress, node: str, shard_dir: Path, ship: bool, barrier_timeout_s: float = 900.0):
+    def __init__(self, address: StoreAddress, node: str, shard_dir: Path, ship: bool, barrier_timeout_s: float = 900.0,
+                 token: str | None = None):
+        if ship and not token:
+            raise ValueError("a node that ships its shard needs its token (see fleet_job.join)")
         self.address = address
+        self._token = token
         self.barrier_timeout_s = barrier_timeout_s  # the job's --fleet-timeout, whatever the runner asks
         self.node = node
         self.shard_dir = Path(shard_dir)
@@ -220,7 +234,9 @@ class NodeLink:
                 if self._shipped.get(rel) == sig:
                     continue
                 data = p.read_bytes()
-                payload = {"node": self.node, "path": rel, "sha256": hashlib.sha256(data).hexdigest(),
+                sha = hashlib.sha256(data).hexdigest()
+                assert self._token is not None
+                payload = {"node": self.node, "path": rel, "sha256": sha, "mac": ship_mac(self._token, self.node, rel, sha),
                            "b64": base64.b64encode(data).decode("ascii")}
                 try:
                     self._store.push("files", json.dumps(payload))
@@ -252,7 +268,15 @@ class NodeLink:
 
     def close(self) -> None:
         self._stop.set()
-        self._hb.join(timeout=5)
+        if self._hb.ident is not None:
+            self._hb.join(timeout=5)
+
+
+def ship_mac(token: str, node: str, rel: str, sha256: str) -> str:
+    """The MAC a shipped file carries: HMAC-SHA256 under the shipping node's token over its name,
+    the file's path in the shard and its digest (the token itself never travels through the store)."""
+    msg = "\0".join((node, rel, sha256)).encode("utf-8")
+    return hmac.new(token.encode("utf-8"), msg, hashlib.sha256).hexdigest()
 
 
 def _safe_rel(rel: str) -> bool:
@@ -276,12 +300,24 @@ class NodeState:
     name: str
     rank: int
     devices: int
+    #: the node's own token from the join (rank 0 alone knows it): the key of its shipped files' MACs
+    token: str | None = field(default=None, repr=False)
     last_hb: bytes | None = None
     last_hb_change_s: float = 0.0
     dead: bool = False
     dead_reason: str | None = None
+    #: False once declared missing at the end (alive but silent): then nothing brings it back
+    revivable: bool = True
     done: dict[str, Any] | None = None
     lost_counted: int = 0  # of this node's devices, how many rank 0 has counted as lost
+    #: the first common start (its index) that counts this node's devices again after it came back
+    counts_from: int = 0
+    #: each time it was declared dead: {declared_dead_s, reason, back_s, back_by} (rank 0's clock)
+    deaths: list[dict[str, Any]] = field(default_factory=list)
+
+    def out_of(self, barrier: int) -> bool:
+        """Whether this node's devices are left out of common start ``barrier``'s count."""
+        return self.dead or bool(self.lost_counted) or barrier < self.counts_from
 
 
 @dataclass
@@ -295,11 +331,14 @@ class BarrierEvent:
     expected: int
     timed_out: bool = False
     missing_nodes: list[str] = field(default_factory=list)
+    #: nodes left out of its count as dead (also one that came back while it was pending)
+    dead_nodes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "first_arrival_s": self.first_arrival_s, "released_s": self.released_s,
                 "waited_s": self.released_s - self.first_arrival_s, "arrivals": self.arrivals,
-                "expected": self.expected, "timed_out": self.timed_out, "missing_nodes": self.missing_nodes}
+                "expected": self.expected, "timed_out": self.timed_out, "missing_nodes": self.missing_nodes,
+                "dead_nodes": self.dead_nodes}
 
 
 class Coordinator:
@@ -307,6 +346,7 @@ class Coordinator:
 
     def __init__(self, address: StoreAddress, nodes: list[NodeState], run_dir: Path, *, timeout_s: float,
                  dead_after_s: float):
+        from .orchestrate import RunLog
         from .shard_index import ShardIndex
 
         self.address = address
@@ -322,6 +362,8 @@ class Coordinator:
         self.rejected: list[str] = []
         self.errors: list[str] = []
         self._store = address.connect()
+        #: what rank 0 saw of the job, line by line (deaths, returns, releases, rejected files)
+        self.log = RunLog(self.run_dir / FLEET_LOG)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="icb-bench-coordinator", daemon=True)
         self._next = 0
@@ -336,8 +378,13 @@ class Coordinator:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
-        self._drain()
+        if self._thread.ident is not None:  # started (rank 0 may be interrupted before it was)
+            self._thread.join(timeout=30)
+        try:
+            self._drain()
+        except FleetError as exc:  # the store gone: what was received is kept
+            self.errors.append(str(exc))
+        self.log.close()
 
     # -- the loop
     def _run(self) -> None:
@@ -363,7 +410,10 @@ class Coordinator:
     def _liveness(self) -> None:
         now = time.monotonic()
         for n in self.nodes.values():
-            if n.dead or n.done is not None:
+            if n.dead:
+                self._maybe_back(n, now)
+                continue
+            if n.done is not None:
                 continue
             if self._store.check(f"done/{n.name}"):
                 n.done = self._store.get_json(f"done/{n.name}")
@@ -380,7 +430,29 @@ class Coordinator:
                 n.dead = True
                 n.dead_reason = (f"no heartbeat for {now - n.last_hb_change_s:.0f} s" if hb is not None
                                  else f"never connected within {self.dead_after_s:.0f} s")
+                n.deaths.append({"declared_dead_s": now, "reason": n.dead_reason, "back_s": None, "back_by": None})
+                self.log.event("node_dead", {"node": n.name, "t_s": f"{now:.3f}", "reason": n.dead_reason,
+                                             "barrier": f"b{self._next}"})
                 self._count_lost(n)
+
+    def _maybe_back(self, n: NodeState, now: float) -> None:
+        """A node declared dead whose heartbeat moved again, or that says it is done, is back: it
+        counts again from the common start after the pending one (the pending one was counted
+        without it), and rank 0 waits for the rest of its shard."""
+        if not n.revivable or not n.deaths:
+            return
+        hb = self._store.get(f"hb/{n.name}") if self._store.check(f"hb/{n.name}") else None
+        by = "done" if self._store.check(f"done/{n.name}") else "heartbeat" if hb != n.last_hb else None
+        if by is None:
+            return
+        n.dead, n.dead_reason, n.lost_counted = False, None, 0
+        n.last_hb, n.last_hb_change_s = hb, now
+        # the pending common start was counted without it: it stays out of that one if a device
+        # already waits there (the count never rises under a waiting device), not otherwise
+        n.counts_from = self._next + (1 if self._store.add(f"arrive/b{self._next}", 0) else 0)
+        n.deaths[-1].update(back_s=now, back_by=by)
+        self.log.event("node_back", {"node": n.name, "t_s": f"{now:.3f}", "by": by,
+                                     "counts_from": f"b{n.counts_from}"})
 
     def _count_lost(self, n: NodeState) -> None:
         """A dead or done node arrives at no later common start (see :meth:`_needed`)."""
@@ -398,13 +470,15 @@ class Coordinator:
             if node in self.nodes:
                 self.lost_devices.add((str(node), int(dev)))
 
-    def _needed(self, name: str) -> int:
-        """Arrivals that release common start ``name``: every device, less those that will not come
-        — the devices of dead or done nodes and the lost ones that had not arrived at it before
-        they stopped (one that arrived and then died still counts as arrived, on both sides)."""
+    def _needed(self, index: int) -> int:
+        """Arrivals that release common start ``index``: every device, less those that will not come
+        — the devices of dead or done nodes (see :meth:`NodeState.out_of`) and the lost ones that
+        had not arrived at it before they stopped (one that arrived and then died still counts as
+        arrived, on both sides)."""
         self._pull_lost()
+        name = f"b{index}"
         need = self.total_devices
-        gone = {n.name for n in self.nodes.values() if n.dead or n.lost_counted}
+        gone = {n.name for n in self.nodes.values() if n.out_of(index)}
         for n in self.nodes.values():
             if n.name in gone:
                 need -= max(0, n.devices - self._store.add(f"arrive/{name}/{n.name}", 0))
@@ -421,7 +495,7 @@ class Coordinator:
         now = time.monotonic()
         if self._first_arrival is None:
             self._first_arrival = now
-        expected = self._needed(name)
+        expected = self._needed(self._next)
         timed_out = now - self._first_arrival > self.timeout_s
         if arrivals < expected and not timed_out:
             return
@@ -431,11 +505,15 @@ class Coordinator:
             for node, _dev in self.lost_devices:
                 lost_on[node] = lost_on.get(node, 0) + 1
             for n in self.nodes.values():
-                if not (n.dead or n.lost_counted) and \
+                if not n.out_of(self._next) and \
                         self._store.add(f"arrive/{name}/{n.name}", 0) < n.devices - lost_on.get(n.name, 0):
                     missing.append(n.name)
+        dead = [n.name for n in self.nodes.values() if n.dead or self._next < n.counts_from]
         self._store.set(f"go/{name}", repr(now))
-        self.barriers.append(BarrierEvent(name, self._first_arrival, now, arrivals, expected, timed_out and arrivals < expected, missing))
+        self.barriers.append(BarrierEvent(name, self._first_arrival, now, arrivals, expected,
+                                          timed_out and arrivals < expected, missing, dead))
+        self.log.event("released", {"barrier": name, "t_s": f"{now:.3f}", "arrivals": arrivals, "expected": expected,
+                                    "missing": ",".join(missing) or "-", "dead": ",".join(dead) or "-"})
         self._next += 1
         self._first_arrival = None
 
@@ -462,6 +540,11 @@ class Coordinator:
             if digest != payload.get("sha256"):
                 self._reject(f"{node}/{rel}: digest does not match its content")
                 continue
+            mac = payload.get("mac")
+            if st.token is None or not isinstance(mac, str) or \
+                    not hmac.compare_digest(mac, ship_mac(st.token, node, rel, digest)):
+                self._reject(f"{node}/{rel}: shipped under {node}'s name without {node}'s token (its MAC does not match)")
+                continue
             try:
                 self._write(node, rel, data, digest)
             except OSError as exc:  # a full or failing disk on rank 0: said, and coordination goes on
@@ -472,6 +555,7 @@ class Coordinator:
     def _reject(self, why: str) -> None:
         if len(self.rejected) < 1000:
             self.rejected.append(why)
+            self.log.event("rejected", {"why": why})
 
     def _write(self, node: str, rel: str, data: bytes, digest: str) -> None:
         # written (unless a shared filesystem has these bytes there already), digested and parsed
@@ -479,21 +563,28 @@ class Coordinator:
         self.index.add(node, rel, data, digest=digest)
 
     # -- the end
-    def wait_all_done(self, stall_s: float) -> None:
+    def wait_all_done(self, stall_s: float, until_s: float | None = None) -> bool:
         """Block until every node is done or dead (a dead one is found by its heartbeat); a node
-        alive but sending nothing for ``stall_s`` (hung in a device call, say) counts as missing."""
-        last = dict(self.received)
-        last_change = {name: time.monotonic() for name in self.nodes}
+        alive but sending nothing for ``stall_s`` (hung in a device call, say) counts as missing.
+        ``until_s`` (rank 0's monotonic clock): give up then; returns whether every node was done or dead."""
+        last: dict[str, int | None] = {}
+        last_change: dict[str, float] = {}
         while True:
             pending = [n for n in self.nodes.values() if n.done is None and not n.dead]
             if not pending:
-                return
+                return True
             now = time.monotonic()
+            if until_s is not None and now >= until_s:
+                return False
             for n in pending:
-                if self.received.get(n.name) != last.get(n.name):
+                # a node that came back from the dead is given the whole stall_s from its return
+                if n.name not in last or self.received.get(n.name) != last[n.name]:
                     last[n.name], last_change[n.name] = self.received.get(n.name), now
                 elif now - last_change[n.name] > stall_s:
+                    n.revivable = False  # its heartbeat may well move: it is hung, not back
                     n.dead, n.dead_reason = True, f"alive but nothing received from it for {stall_s:.0f} s after rank 0 finished"
+            for name in [k for k in last if self.nodes[k].dead]:
+                del last[name]
             time.sleep(0.05)
 
     def release_start(self) -> None:
@@ -508,4 +599,4 @@ class Coordinator:
 
 
 __all__ = ["Coordinator", "FleetBarrier", "FleetError", "NodeLink", "NodeState", "Store", "StoreAddress",
-           "MAX_SKEW_S"]
+           "MAX_SKEW_S", "FLEET_LOG", "ship_mac"]

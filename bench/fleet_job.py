@@ -4,8 +4,10 @@ Called once per node before anything is measured. Over a gloo process group (CPU
 works beside any accelerator's own collectives) the nodes exchange their names, device counts and
 plans — a node running a different plan is an input error on every node — and rank 0 estimates
 each node's clock offset by round trips (NTP-style: the offset of the round trip with the
-smallest delay, best of :data:`CLOCK_ROUNDS`). After this, only the store is used: a node that
-dies later cannot hang a collective.
+smallest delay, best of :data:`CLOCK_ROUNDS`). Each node draws a token and gives it to rank 0
+alone (a gather, never through the store): the key of the MACs on the files it ships, so no node
+can ship under another's name. After this, only the store is used: a node that dies later cannot
+hang a collective.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class FleetJob:
     clock: dict[str, dict[str, float]] = field(default_factory=dict)
     #: rank 0's epoch and monotonic clocks read together (epoch-stamped logs convert with it)
     timeline: dict[str, float] = field(default_factory=dict)
+    #: this node's token (keys its shipped files' MACs); never written to any record
+    token: str = field(default="", repr=False)
+    #: rank 0 only: node name -> that node's token
+    peer_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     _store: Any = field(default=None, repr=False)
 
     @property
@@ -102,6 +108,10 @@ def join(launch: Any, node_name: str | None, hostname: str, plan: Any, timeout_s
         for info, name in zip(everyone, names):
             info["name"] = name
             del info["plan"], info["named"]
+        token = secrets.token_hex(16)
+        tokens: list[Any] | None = [None] * launch.world_size if launch.rank == 0 else None
+        dist.gather_object(token, tokens, dst=0)  # to rank 0 alone: a peer that knew it could pose as this node
+        peer_tokens = dict(zip(names, tokens)) if tokens is not None else {}
         clock = _clock_offsets(launch.rank, launch.world_size, names, torch, dist)
     except FleetError:
         dist.destroy_process_group()
@@ -111,7 +121,7 @@ def join(launch: Any, node_name: str | None, hostname: str, plan: Any, timeout_s
     timeline = {"epoch_s": time.time(), "monotonic_s": time.monotonic()}
     address = StoreAddress(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), f"icb-bench/{run_id[0]}")
     job = FleetJob(launch.rank, launch.world_size, names[launch.rank], address, run_id[0], launch.describe(),
-                   everyone, clock, timeline)
+                   everyone, clock, timeline, token, peer_tokens)
     job._store = store  # rank 0's store server lives as long as this object
     return job
 

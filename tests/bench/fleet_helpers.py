@@ -49,11 +49,16 @@ class Node:
         """SIGKILL the node: its torchrun agent and the bench process (torchrun starts its worker
         in a session of its own, so both groups)."""
         for pgid in [*_children(self.proc.pid), self.proc.pid]:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _killpg(pgid, signal.SIGKILL)
         self.proc.wait(timeout=30)
+
+    def signal_bench(self, sig: int, *, group: bool = True) -> None:
+        """Send ``sig`` to the node's bench process (``group``: with its device workers), not to
+        its torchrun agent."""
+        bench = _children(self.proc.pid)
+        assert bench, f"{self.name}: no bench process under its torchrun agent"
+        for pid in bench:
+            _killpg(pid, sig) if group else os.kill(pid, sig)
 
     def result(self, timeout: float) -> dict:
         """The `bench run --json` object this node printed. Waits for the bench process, not for
@@ -106,6 +111,13 @@ def start_job(tmp: Path, n: int, bench_args: list[str], *, node_env: dict[int, d
                                     start_new_session=True)
         nodes.append(Node(name, out, proc))
     return nodes
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _children(pid: int) -> list[int]:

@@ -97,3 +97,74 @@ def test_a_node_that_does_not_arrive_is_waited_for_only_so_long(tmp_path, netns)
     # n1 measured after all, late: its core phase is flagged as out of step with the others
     skew = m["core_phase_skew"][0]
     assert skew["nodes_out_of_bound"] and skew["begin_spread_s"] > 0.8
+
+
+def _log_has(node, text: str) -> bool:
+    p = node.out / "fleet.log"  # rank 0's coordination log
+    return p.is_file() and text in p.read_text()
+
+
+def test_a_node_paused_past_its_timeout_is_declared_dead_then_back(tmp_path, netns):
+    import signal
+
+    nodes = start_job(tmp_path, 2, ["--backend", "cpu", "--quick", "--duration", "3", "--shape", "128x128x128", "--json",
+                                    "--dtypes", "fp32,fp16,bf16", "--node-timeout", "2"], prefix=netns)
+    root, victim = nodes[0], nodes[1]
+    try:
+        # n1 is measuring (its record is open: its heartbeat runs); pause it, with its workers, until
+        # rank 0 has declared it dead — as a network blip longer than --node-timeout would — and
+        # released a common start without it
+        wait_for(lambda: (victim.out / "nodes" / "n1" / "run.log").is_file(), TIMEOUT_S, "n1's record opened")
+        victim.signal_bench(signal.SIGSTOP)
+        try:
+            wait_for(lambda: _log_has(root, "dead=n1"), TIMEOUT_S, "a common start released without n1")
+        finally:
+            victim.signal_bench(signal.SIGCONT)
+        codes = [n.wait(TIMEOUT_S) for n in nodes]
+    finally:
+        for n in nodes:
+            if n.proc.poll() is None:
+                n.kill()
+    assert _log_has(root, "node_dead node=n1") and _log_has(root, "node_back node=n1"), (root.out / "fleet.log").read_text()
+    m = _manifest(root)
+    # it came back: rank 0 waited for its shard, and the record says when it was dead
+    assert m["missing_nodes"] == [] and m["status"] == "complete", (m["missing_nodes"], m["status"], codes)
+    n1 = next(n for n in m["nodes"] if n["name"] == "n1")
+    [death] = n1["declared_dead"]
+    assert n1["status"] == "complete" and death["back_by"] == "heartbeat"
+    assert death["declared_dead_s"] < death["back_s"] < m["barriers"][-1]["released_s"]
+    # the common starts counted while it was dead say so; one after its return counted it again
+    assert any(b["dead_nodes"] == ["n1"] for b in m["barriers"])
+    assert m["barriers"][-1]["dead_nodes"] == [] and m["barriers"][-1]["expected"] == 2
+    rec = record.load_run(root.out)
+    assert sorted((x["host"], x["dtype"]) for x in rec.measurements) == sorted(
+        (h, d) for h in ("n0", "n1") for d in ("fp32", "fp16", "bf16"))
+    assert "fleet.log" in {f["path"] for f in m["files"]}
+
+
+def test_rank_0_terminated_while_waiting_for_a_peer_closes_the_run_as_interrupted(tmp_path, netns):
+    import signal
+
+    # n1 holds its device back (a node stuck in its shape search); rank 0 measures alone after
+    # its common starts give up, then waits for n1 — and is terminated there
+    nodes = start_job(tmp_path, 2, ["--backend", "sleepy", *QUICK, "--dtypes", "fp32", "--fleet-timeout", "3"],
+                      node_env={1: {"FAKE_SLEEP_S": "3600"}}, prefix=netns)
+    root = nodes[0]
+    try:
+        own = root.out / "nodes" / "n0" / record.MANIFEST
+        wait_for(lambda: own.is_file() and json.loads(own.read_text()).get("status") == "complete", TIMEOUT_S,
+                 "rank 0's own shard closed")
+        root.signal_bench(signal.SIGTERM, group=False)
+        res = root.result(TIMEOUT_S)
+    finally:
+        for n in nodes:
+            n.kill()
+    assert res["exit_code"] == 1
+    m = _manifest(root)
+    assert m["status"] == "interrupted" and "files" in m
+    assert [(x["name"], x["reason"]) for x in m["missing_nodes"]] == [("n1", "rank 0 was interrupted before this node finished")]
+    assert [s["path"] for s in m["shards"]] == ["nodes/n0/manifest.json"]
+    assert {n["name"]: n["status"] for n in m["nodes"]} == {"n0": "complete", "n1": "missing"}
+    assert _log_has(root, "interrupted")
+    rec = record.load_run(root.out)
+    assert [(x["host"], x["dtype"]) for x in rec.measurements] == [("n0", "fp32")]
