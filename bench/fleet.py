@@ -417,6 +417,7 @@ class Coordinator:
                 continue
             if self._store.check(f"done/{n.name}"):
                 n.done = self._store.get_json(f"done/{n.name}")
+                self.log.event("node_done", {"node": n.name, "t_s": f"{now:.3f}", "status": n.done.get("status")})
                 # a node is done only after every common start it arrived at was released; one
                 # that stopped early (interrupted) arrives at no later one: none waits for it
                 self._count_lost(n)
