@@ -113,7 +113,9 @@ class SiteMonitor:
         by_source: dict[str, list[Any]] = {}
         for src in self.sources:
             entry = {"source_id": src.source_id, "scope": src.scope, "rack": src.rack, "node": src.node,
-                     "kind": src.kind, "accuracy_rel": src.accuracy_rel, "error": src.error, "trace_file": None}
+                     "kind": src.kind, "accuracy_rel": src.accuracy_rel, "error": src.error, "trace_file": None,
+                     # the rate the readings were taken at: verify judges them by it, not by today's
+                     "poll_hz": POLL_HZ}
             if src.kind == "meter-log":
                 # the log as it stands now, copied into the record (raw readings, the log's digest);
                 # a log that arrives later is read by `bench racks RUN --site SITE`
@@ -184,7 +186,7 @@ def _opt_float(v: Any) -> float | None:
 def _spec(entry: dict[str, Any], desc: dict[str, Any]) -> Any:
     from .meter_energy import meter_spec  # shared with `bench verify`, which judges the readings again
 
-    return meter_spec(entry, desc, POLL_HZ)
+    return meter_spec(entry, desc, float(entry.get("poll_hz") or POLL_HZ))
 
 
 def rack_aggregates(run_dir: Path, site: Any, site_dir: Path, power: list[dict[str, Any]],

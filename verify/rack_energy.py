@@ -76,6 +76,19 @@ def expected_sources(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, An
     return sorted(sid for sid, p in power.items() if p.get("scope") == "node" and p.get("node") in nodes)
 
 
+#: the polling rates a record may claim (Green500 asks at least 1 Hz; above 100 Hz no PDU answers)
+POLL_HZ_RANGE = (1.0, 100.0)
+
+
+def _poll_hz(entry: Mapping[str, Any], default_hz: float) -> float:
+    """The rate a source was polled at, as the record says (ValueError outside :data:`POLL_HZ_RANGE`):
+    a slower claimed rate would excuse gaps in its readings."""
+    hz = entry.get("poll_hz", default_hz)
+    if isinstance(hz, bool) or not isinstance(hz, (int, float)) or not POLL_HZ_RANGE[0] <= hz <= POLL_HZ_RANGE[1]:
+        raise ValueError(f"poll_hz {hz!r} is not a rate in {POLL_HZ_RANGE[0]:g}..{POLL_HZ_RANGE[1]:g} Hz")
+    return float(hz)
+
+
 def energy_problems(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, Any]], t_load_s: float,
                     rows_of: Callable[[str], TraceRows], close: Callable[[float, float], bool]) -> list[str]:
     """What is wrong with ``agg``'s ``energy_j`` (a rack- or node-meter figure whose trace digests
@@ -97,7 +110,8 @@ def energy_problems(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, Any
         try:
             rows = rows_of(entry["trace_file"])
             trace = rows.get(sid, rows.get(_ANY, []))
-            spec = meter_spec(entry, entry.get("reader") or {}, POLL_HZ)
+            # records before `poll_hz` was written were all polled at the one rate there was
+            spec = meter_spec(entry, entry.get("reader") or {}, _poll_hz(entry, POLL_HZ))
             got = source_energy(MeterSeries(spec, _readings(trace, t_load_s)), t0, t1)
         except (RackInputError, ValueError, TypeError, KeyError) as exc:
             problems.append(f"power source {sid!r}: energy not recomputable from its trace ({exc})")

@@ -128,3 +128,14 @@ def test_the_cyclic_collector_is_back_on_after_verify(tmp_path):
     assert gc.isenabled()
     _verify(tmp_path, site_of(SPECS))
     assert gc.isenabled()
+
+
+def test_a_polling_rate_claimed_below_the_rule_does_not_count(tmp_path):
+    """A record saying its PDU was polled every 20 s would excuse a 10 s gap in the readings."""
+    run = write_fleet(tmp_path / "fleet", SPECS)
+    man = json.loads((run / "manifest.json").read_text())
+    for p in man["power"]:
+        p["poll_hz"] = 0.05 if p["source_id"] == "pdu-R0-0" else 2.0
+    (run / "manifest.json").write_text(json.dumps(man))
+    v = _verify(tmp_path, site_of(SPECS))
+    assert _scored(v) == ["R1"] and "poll_hz 0.05 is not a rate in 1..100 Hz" in " ".join(_excluded(v, "R0"))
