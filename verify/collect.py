@@ -112,6 +112,19 @@ def _device_id(run_id: str, host: Any, device: Any, info: dict[str, Any]) -> tup
     return ("dev", _key(host), _key(device), run_id if not host else "")
 
 
+
+def _stopped_before(manifest: dict[str, Any]) -> dict[str, str]:
+    """The FP16 pairs of a closed record that its run never measured (``missing``), as failed
+    devices: device index → why."""
+    why = f"not measured: the run stopped ({_first_line(manifest.get('failure_reason')) or 'no reason recorded'})"
+    return {str(e.get("device")): why for e in manifest.get("missing") or []
+            if isinstance(e, dict) and e.get("dtype") == FP16 and e.get("device") is not None}
+
+
+def _first_line(v: Any) -> str:
+    return str(v).splitlines()[0][:200] if isinstance(v, str) and v.strip() else ""
+
+
 def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
@@ -293,8 +306,10 @@ class _Collector:
         seen.add(dev)
 
     def failed_devices(self, run_id: str, manifest: dict[str, Any], seen: set[tuple[Any, ...]], node: NodeRun) -> None:
-        """Devices that died during an assessment-grade FP16 run: sampled, with zero throughput."""
-        failed = _dict(manifest.get("failed_devices"))
+        """Devices that died during an assessment-grade FP16 run: sampled, with zero throughput.
+        So are the FP16 pairs a run stopped before (``missing``: a full disk): a site must not
+        drop a poor device by stopping the run before it."""
+        failed = {**_stopped_before(manifest), **_dict(manifest.get("failed_devices"))}
         if not failed:
             return
         plan = _dict(manifest.get("plan"))

@@ -156,6 +156,26 @@ def test_a_device_that_died_in_the_run_counts_as_zero(tmp_path):
     assert (h.sampled, h.invalid) == (4, 1) and h.mean_tflops == pytest.approx(525.0)
 
 
+def test_pairs_a_stopped_run_never_measured_count_as_zero(tmp_path):
+    """A run stopped by a full disk before device 3's FP16 (``missing``): sampled with zero, so
+    filling the disk cannot drop a poor device; its other dtypes are not FP16 and add nothing."""
+    from icb_bench.bench.record import RecordWriter, write_measurement
+
+    run = tmp_path / "r"
+    w = RecordWriter(run, {"run_id": "r", "host": {"hostname": "g"},
+                           "plan": {"dtypes": ["fp16", "fp32"], "duration_s": 60.0, "min_assessment_s": 60.0},
+                           "inventory": [{"index": i, "model": H100, "uuid": f"GPU-g-{i}"} for i in range(4)]})
+    w.start()
+    for i in range(3):
+        write_measurement(run, measurement("g", i, H100, 700.0))
+    w.finish("failed", failed_devices={}, failure_reason="disk full writing measurements/x.json: No space left on device",
+             missing=[{"device": 3, "dtype": "fp16", "state": "not_started"},
+                      {"device": 2, "dtype": "fp32", "state": "not_started"}])
+    v = verify(parse_declaration(_small_inventory(40)), load_records([run]), basis="measured")
+    h = _model(v, "h100-sxm")
+    assert (h.sampled, h.invalid) == (4, 1) and h.mean_tflops == pytest.approx(525.0)
+
+
 def test_one_device_of_many_has_no_interval(tmp_path):
     """5 declared, 1 measured: the level-1 rule (⌈0.5⌉ = 1) is met, but there is no spread to extrapolate with."""
     write_run(tmp_path / "r", [measurement("g", 0, H100, 980.0)])
