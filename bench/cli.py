@@ -37,8 +37,10 @@ class UsageError(Exception):
 
 
 def fail(message: str) -> "typer.Exit":
-    # the message quotes user input and URL templates: never let Rich read them as markup
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # the message quotes user input and URL templates: never let Rich read them as markup;
+    # a message of several problems (a site file's) is one `error:` line each
+    for line in message.splitlines() or [message]:
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -192,8 +194,8 @@ def run(
         for opt, val in (("--fleet-timeout", fleet_timeout), ("--node-timeout", node_timeout)):
             if not (math.isfinite(val) and val > 0):
                 raise UsageError(f"{opt}: {val:g} is not a positive, finite number of seconds")
-        if site is not None and not site.is_file():
-            raise UsageError(f"--site: {site}: no such file; expected a site file (see `bench sample --help`)")
+        if site is not None and not site.exists():
+            raise UsageError(f"--site: {site}: no such file; expected a site file (see `bench example site`)")
         try:
             cli_fleet.check_node_name(node_name)
             launch = cli_fleet.detect()
@@ -202,6 +204,11 @@ def run(
         if site is not None and launch is None:
             raise UsageError("--site: rack meters need a multi-node run (torchrun, srun or an operator); "
                              "for one node use --node-power")
+        # every problem of the site file, before the display starts and anything is measured
+        try:
+            loaded_site = cli_fleet.load_site_file(site) if site is not None else None
+        except cli_fleet.FleetUsageError as exc:
+            raise UsageError(str(exc)) from exc
         if node_name is not None and launch is None:
             os.environ["ICB_BENCH_NODE_NAME"] = node_name
         wanted = parse_dtypes(dtypes)
@@ -251,7 +258,7 @@ def run(
 
     display = RunDisplay(plan, enabled=not (json_out or quiet))
     if launch is not None:
-        fargs = cli_fleet.FleetArgs(node_name, site, fleet_timeout, node_timeout)
+        fargs = cli_fleet.FleetArgs(node_name, site, fleet_timeout, node_timeout, loaded_site)
         try:
             with display:
                 shown_dir, code, is_root = cli_fleet.run_fleet(launch, plan, out, fargs, display.on_event, scope_readers)

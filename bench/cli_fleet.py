@@ -25,6 +25,8 @@ class FleetArgs:
     site: Path | None
     timeout_s: float
     dead_after_s: float
+    #: the site file as loaded (and checked) by the CLI before anything started
+    loaded_site: Any = None
 
 
 def detect() -> Any:
@@ -58,7 +60,7 @@ def run_fleet(launch: Any, plan: Any, out: Path | None, args: FleetArgs, on_even
     monitor = None
     site = None
     if args.site is not None:
-        site = _load_site(args.site)
+        site = args.loaded_site if args.loaded_site is not None else load_site_file(args.site)
     try:
         job = join(launch, args.node_name, real_hostname(), plan, args.timeout_s)
     except FleetError as exc:
@@ -79,7 +81,8 @@ def run_fleet(launch: Any, plan: Any, out: Path | None, args: FleetArgs, on_even
     return (run_dir if job.is_root else run_dir / "nodes" / job.node), res.exit_code, job.is_root
 
 
-def _load_site(path: Path) -> Any:
+def load_site_file(path: Path) -> Any:
+    """The site file, or a :class:`FleetUsageError` of one line per problem."""
     from .site import SiteError, load_site
 
     try:
@@ -154,7 +157,11 @@ def recompute_racks(run_dir: Path, site_path: Path) -> dict[str, Any]:
                               "`bench racks` on the record before it is signed (bench run without --sign, then `bench keygen`/sign)")
     if rec.kind != "fleet":
         raise FleetUsageError(f"RUN: {run_dir} is a {rec.kind} record; rack figures need a multi-node (fleet) record")
-    site = _load_site(site_path)
+    timeline = man.get("timeline")
+    if not isinstance(timeline, dict) or not {"epoch_s", "monotonic_s"} <= timeline.keys():
+        raise FleetUsageError(f"RUN: {run_dir}: the manifest has no timeline (epoch_s, monotonic_s); "
+                              "expected a fleet record written by bench run, whose readings can be placed in time")
+    site = load_site_file(site_path)
     index = site.node_index()
     power = [dict(e) for e in man.get("power") or []]
     known = {e["source_id"] for e in power}
@@ -171,10 +178,10 @@ def recompute_racks(run_dir: Path, site_path: Path) -> dict[str, Any]:
     for m in rec.measurements:
         m["_clock_offset_s"] = offsets.get(m.get("host"), 0.0)
     aggs = rack_aggregates(run_dir, site, site_path.parent, power, rec.measurements, timeline_windows(rec.measurements),
-                           man.get("timeline") or {})
+                           timeline)
     for e in power:  # a log read now is copied into the record like one read at the end of the run
         if e["kind"] == "meter-log" and not e.get("trace_file") and not e.get("error"):
-            readings, e["reader"] = _readings_of(run_dir, e, site_path.parent, _source(site, e["source_id"]), man["timeline"])
+            readings, e["reader"] = _readings_of(run_dir, e, site_path.parent, _source(site, e["source_id"]), timeline)
             e["readings"] = len(readings)
             e["trace_file"] = _write_readings(run_dir, {e["source_id"]: readings})
     for n in man.get("nodes") or []:

@@ -239,12 +239,34 @@ def test_hostile_site_fails_bench_run_before_measuring(tmp_path, name):
     out = tmp_path / "out"
     TRIED["site file (CLI)"] += 1
     proc = run_cli(["run", "--backend", "cpu", "--quick", "--site", str(p), "--out", str(out)], tmp_path, TORCHRUN_ENV)
-    # `bench run` shows its progress line first, and prints a multi-problem site error as one
-    # `error:` line followed by the others: its first error line names the file
+    # the site file is checked before the progress display starts: only `error:` lines, each
+    # problem one, the first naming the file
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1 and str(p) in errors[0], proc.stderr[-2000:]
+    errors = error_lines(proc.stderr)
+    assert str(p) in errors[0], proc.stderr[-2000:]
     assert not out.exists()  # nothing measured, nothing written
+
+
+def test_every_problem_of_a_site_file_is_an_error_line_of_bench_run(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(EXAMPLE.replace("count: 8", "count: -1"), encoding="utf-8")
+    TRIED["site file (CLI)"] += 1
+    proc = run_cli(["run", "--backend", "cpu", "--quick", "--site", str(site), "--out", str(tmp_path / "out")],
+                   tmp_path, TORCHRUN_ENV)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = error_lines(proc.stderr)
+    assert len(errors) == EXAMPLE.count("count: 8") >= 2 and all("devices.count: -1" in e for e in errors), errors
+
+
+def test_bench_racks_refuses_a_record_without_a_timeline(tmp_path):
+    fleet_run, _ = fleet_record(tmp_path)
+    man = json.loads((fleet_run / "manifest.json").read_text(encoding="utf-8"))
+    del man["timeline"]
+    (fleet_run / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    site = tmp_path / "site.yaml"
+    site.write_text(EXAMPLE, encoding="utf-8")
+    lines = error_lines(run_cli(["racks", str(fleet_run), "--site", str(site)], tmp_path).stderr)
+    assert "has no timeline" in lines[0], lines
 
 
 def test_zz_report_counts(capsys):
