@@ -344,14 +344,14 @@ def _resume_run(run_dir: Path, given: list[str], args: ResumeArgs) -> None:
         except cli_fleet.FleetUsageError as exc:
             raise UsageError(str(exc)) from exc
         try:
-            res = rs.prepare(run_dir, args.challenge, args.seed)
-        except rs.NothingToResume as exc:
-            err.print(escape(str(exc)), highlight=False, soft_wrap=True)
-            raise typer.Exit(0)
-        try:
             sign_key = cli_trust.load_sign_key(args.sign)
         except cli_trust.TrustUsageError as exc:
             raise UsageError(str(exc)) from exc
+        try:
+            res = rs.prepare(run_dir, args.challenge, args.seed, sign_key)
+        except rs.NothingToResume as exc:
+            err.print(escape(str(exc)), highlight=False, soft_wrap=True)
+            raise typer.Exit(0)
         check_out_writable(run_dir, "--resume")
         try:
             rs.check_devices(res, get_backend(res.plan.backend))
@@ -369,6 +369,8 @@ def _resume_run(run_dir: Path, given: list[str], args: ResumeArgs) -> None:
         raise fail(f"--resume: {run_dir}: {write_failure(exc, run_dir)}; the record is unchanged")
     except record.RecordError as exc:  # another writer holds it, or no room for the writer's reserve
         raise fail(f"--resume: {exc}")
+    except rs.ResumeError as exc:  # it changed between the checks and the lease
+        raise fail(str(exc))
     code = _report_stop(outcome)
     _finish_run(run_dir, code, None if outcome.error or outcome.close_error else sign_key, args.json_out, args.quiet)
 

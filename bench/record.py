@@ -189,6 +189,14 @@ class RecordWriter:
                               f"({exc.strerror or exc}); free some space or choose another --out") from None
         self._lease = lease
 
+    def release(self) -> None:
+        """Give the record up unwritten (a resume that stops before writing): lease and reserve removed."""
+        with _suppress():
+            os.unlink(self.path / RESERVE)
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
     def write_manifest(self) -> None:
         atomic_write_json(self.path / MANIFEST, self.manifest)
 

@@ -15,6 +15,9 @@ way to measure other hardware, other inputs, or to retry a result it did not lik
   the pairs of a device in ``failed_devices`` are a genuine failure and are never measured again.
 
 A record that is already ``complete`` has nothing to resume (:class:`NothingToResume`, exit 0).
+Resuming with ``--sign`` needs the record signed, as it stopped, by that same key (the new
+signature must not cover an edit made while the record was unsigned); the old signature's key
+and digest, and what was missing, stay in the ``resumes`` entry.
 """
 
 from __future__ import annotations
@@ -51,15 +54,21 @@ class Resume:
     plan: RunPlan
     only: dict[int, tuple[str, ...]]
     known_devices: dict[int, dict[str, Any]]
+    #: the key fingerprint of the signature the record carried when checked (None: unsigned)
+    signed_by: str | None = None
 
     @property
     def pairs(self) -> list[dict[str, Any]]:
         return [{"device": d, "dtype": t} for d, ts in self.only.items() for t in ts]
 
 
-def prepare(run_dir: Path, nonce_text: str | None = None, seed: int | None = None) -> Resume:
+def prepare(run_dir: Path, nonce_text: str | None = None, seed: int | None = None,
+            sign_key: Any = None) -> Resume:
     """Check the record at ``run_dir`` (see the module docstring) and what is left to measure.
-    ``nonce_text``/``seed``: what the caller restated with --challenge/--seed; must be the record's."""
+    ``nonce_text``/``seed``: what the caller restated with --challenge/--seed; must be the record's.
+    ``sign_key``: the key the resumed record will be signed with; the record must then carry a
+    valid signature by that same key, so a new signature never covers an edit made while it was
+    unsigned (a deleted signature.json leaves the manifest's own index unguarded)."""
     from .orchestrate import missing_pairs
     from .sign import check_record_integrity
 
@@ -80,8 +89,13 @@ def prepare(run_dir: Path, nonce_text: str | None = None, seed: int | None = Non
     if m.get("scope_readers"):
         raise ResumeError(f"--resume: {run_dir} was measured with node/rack meters; their per-dtype energy window "
                           "cannot be split across a resume")
-    integrity = check_record_integrity(run_dir)
+    trusted = [_fingerprint(sign_key)] if sign_key is not None else None
+    integrity = check_record_integrity(run_dir, require_signature=sign_key is not None, trusted=trusted)
     if not integrity.ok:
+        if sign_key is not None and not integrity.signed:
+            raise ResumeError(f"--resume --sign: {run_dir} is unsigned; a resumed record is signed only when the "
+                              "same key signed it as it stopped (bench run --sign KEY), so its signature covers no "
+                              "edit made in between; resume without --sign")
         raise ResumeError(f"--resume: {integrity.summary()}; a record edited after it closed cannot be resumed")
     try:
         plan = RunPlan.from_dict(m.get("plan") or {})
@@ -89,7 +103,9 @@ def prepare(run_dir: Path, nonce_text: str | None = None, seed: int | None = Non
         raise ResumeError(f"--resume: {run_dir}: the record's plan is unreadable ({exc})") from None
     _check_host(run_dir, m)
     _check_inputs(plan, nonce_text, seed)
-    failed = {int(k): str(v) for k, v in (m.get("failed_devices") or {}).items()}
+    failed = _failed_devices(run_dir, m, plan)
+    if not isinstance(m.get("resumes", []), list) or not all(isinstance(r, dict) for r in m.get("resumes", [])):
+        raise ResumeError(f"--resume: {run_dir}: resumes: {_short(m.get('resumes'))} — expected a list of objects")
     missing = missing_pairs(plan, rec.measurements, failed)
     if not missing:
         raise ResumeError(f"--resume: {run_dir} ({rec.status}) has nothing missing: every measurement finished or "
@@ -101,7 +117,32 @@ def prepare(run_dir: Path, nonce_text: str | None = None, seed: int | None = Non
     for meas in rec.measurements:  # a device whose inventory entry never reached the manifest
         if isinstance(meas.get("device_info"), dict):
             known.setdefault(meas["device"], meas["device_info"])
-    return Resume(run_dir, m, plan, only, known)
+    return Resume(run_dir, m, plan, only, known, integrity.key_fingerprint if integrity.signed else None)
+
+
+def _fingerprint(private_key: Any) -> str:
+    from .sign import _raw_public, fingerprint
+
+    return fingerprint(_raw_public(private_key.public_key()))
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _failed_devices(run_dir: Path, m: dict[str, Any], plan: RunPlan) -> dict[int, str]:
+    """The record's ``failed_devices`` (device index as text → why), each a device of its plan."""
+    raw = m.get("failed_devices") or {}
+    if not isinstance(raw, dict):
+        raise ResumeError(f"--resume: {run_dir}: failed_devices: {_short(raw)} — expected an object of device → reason")
+    out: dict[int, str] = {}
+    for k, v in raw.items():
+        if not (isinstance(k, str) and k.isdigit() and len(k) <= 6 and int(k) in plan.devices):
+            raise ResumeError(f"--resume: {run_dir}: failed_devices: key {_short(k)} — expected a device index of "
+                              f"the plan ({', '.join(map(str, plan.devices))})")
+        out[int(k)] = str(v)
+    return out
 
 
 def _check_host(run_dir: Path, m: dict[str, Any]) -> None:
@@ -160,8 +201,14 @@ def reopen(res: Resume, argv: list[str]) -> record.RecordWriter:
     what is to be measured), then remove its old signature: it covered files that change now, and
     must not be left looking valid. Returns the open writer :func:`orchestrate.continue_run` continues."""
     manifest = dict(res.manifest)
-    previous = {k: manifest.get(k) for k in ("status", "failure_reason", "interrupted_at", "interrupt_signal", "finished_at")
+    # why it stopped and what it lacked then (a pair cut off mid-measurement stays visible as
+    # such), and the signature it carried, which the new one replaces
+    previous = {k: manifest.get(k) for k in ("status", "failure_reason", "interrupted_at", "interrupt_signal", "finished_at",
+                                             "missing")
                 if manifest.get(k) is not None}
+    if res.signed_by is not None:
+        previous["signature"] = {"key_fingerprint": res.signed_by,
+                                 "sha256": record.sha256_file(res.run_dir / record.SIGNATURE)}
     for key in ("files", "finished_at"):
         manifest.pop(key, None)
     manifest["status"] = "running"
@@ -169,7 +216,15 @@ def reopen(res: Resume, argv: list[str]) -> record.RecordWriter:
         {"started_at": utc_now(), "argv": argv, "previous": previous, "measuring": res.pairs}]
     writer = record.RecordWriter(res.run_dir, manifest)
     writer.open()
-    writer.write_manifest()
+    try:
+        # another resume may have run between the checks and this lease: continue only the record checked
+        if record.load_run(res.run_dir).manifest != res.manifest:
+            raise ResumeError(f"--resume: {res.run_dir} changed since it was checked (another resume ran); "
+                              "run --resume again")
+        writer.write_manifest()
+    except BaseException:
+        writer.release()
+        raise
     sig = res.run_dir / record.SIGNATURE
     if sig.exists() or sig.is_symlink():
         sig.unlink()

@@ -158,12 +158,52 @@ def test_resume_without_sign_drops_the_old_signature(copy, tmp_path):
     from icb_bench.bench.sign import load_private_key, sign_record
 
     sign_record(copy, load_private_key(key))
+    fp = json.loads((copy / record.SIGNATURE).read_text())["key_fingerprint"]
+    missing = record.load_run(copy).manifest["missing"]
     writer = reopen(prepare(copy), ["test"])
     try:
         assert record.load_run(copy).status == "running" and not (copy / record.SIGNATURE).exists()
-        assert record.load_run(copy).manifest["resumes"][0]["previous"]["status"] == "interrupted"
+        previous = record.load_run(copy).manifest["resumes"][0]["previous"]
+        # why it stopped, what it lacked (a pair cut off mid-measurement stays visible), the key that had signed it
+        assert previous["status"] == "interrupted" and previous["missing"] == missing
+        assert previous["signature"]["key_fingerprint"] == fp and len(previous["signature"]["sha256"]) == 64
     finally:
         writer.finish("interrupted")  # lets go of the writer's lease
+
+
+def test_resume_with_sign_needs_the_record_signed_by_that_key(copy, tmp_path):
+    """A signature deleted while the record waited leaves its file index unguarded: an edit made then
+    (a disliked measurement removed, to be measured again) must not be covered by a new signature."""
+    from icb_bench.bench.sign import load_private_key, sign_record
+
+    keys = {}
+    for name in ("mine", "other"):
+        keys[name] = tmp_path / name
+        assert runner.invoke(app, ["keygen", "--out", str(keys[name])]).exit_code == 0
+    assert "is unsigned" in refused(copy, "--sign", str(keys["mine"]))
+    sign_record(copy, load_private_key(keys["other"]))
+    assert "not among the trusted keys" in refused(copy, "--sign", str(keys["mine"]))
+
+
+def test_refused_for_garbage_in_the_manifest(copy):
+    edit_manifest(copy, lambda m: m.update(failed_devices={"x": "lost"}))
+    assert "failed_devices: key 'x' — expected a device index of the plan (0, 1)" in refused(copy)
+    edit_manifest(copy, lambda m: m.update(failed_devices=[1]))
+    assert "'failed_devices' is a JSON list, expected an object" in refused(copy)  # the record reader's own check
+    edit_manifest(copy, lambda m: m.update(failed_devices={}, resumes=5))
+    assert "resumes: 5 — expected a list of objects" in refused(copy)
+
+
+def test_a_record_changed_after_its_checks_is_not_continued(copy):
+    """Two resumes at once: the second, checked before the first ran, must not write its stale copy."""
+    from icb_bench.bench.resume import ResumeError
+
+    res = prepare(copy)
+    edit_manifest(copy, lambda m: m.update(resumes=[{"started_at": "earlier"}]))  # the other resume's trace
+    with pytest.raises(ResumeError, match="changed since it was checked"):
+        reopen(res, ["test"])
+    assert not (copy / record.RESERVE).exists() and record.load_run(copy).status == "interrupted"
+    reopen(prepare(copy), ["test"]).finish("interrupted")  # the lease was let go
 
 
 # -- refusals (one line, exit 2; a complete record: exit 0) -------------------------------------------
