@@ -113,6 +113,25 @@ def _device_id(run_id: str, host: Any, device: Any, info: dict[str, Any]) -> tup
 
 
 
+
+def _resumed_notes(run_id: str, manifest: dict[str, Any]) -> list[str]:
+    """A resumed record says so: which pairs were measured after the stop, and which of them had
+    been cut off mid-measurement (measured again, after a pause, with its peers idle)."""
+    out = []
+    for r in manifest.get("resumes") or []:
+        if not isinstance(r, dict):
+            continue
+        prev = _dict(r.get("previous"))
+        cut = [f"device {e.get('device')} {e.get('dtype')}" for e in prev.get("missing") or []
+               if isinstance(e, dict) and e.get("state") == "in_progress"]
+        pairs = [f"device {e.get('device')} {e.get('dtype')}" for e in r.get("measured") or r.get("measuring") or []
+                 if isinstance(e, dict)]
+        out.append(f"{run_id}: resumed at {r.get('started_at')} after it stopped {prev.get('status', '?')}"
+                   f"; measured then: {', '.join(pairs) or 'nothing'}"
+                   + (f"; cut off mid-measurement before: {', '.join(cut)}" if cut else ""))
+    return out
+
+
 def _stopped_before(manifest: dict[str, Any]) -> dict[str, str]:
     """The FP16 pairs of a closed record that its run never measured (``missing``), as failed
     devices: device index → why."""
@@ -241,6 +260,7 @@ class _Collector:
                 self.measurement(run_id, m, seen, node)
         self.failed_devices(run_id, manifest, seen, node)
         self.node_figure(rec.measurements, manifest)
+        self.out.notes.extend(_resumed_notes(run_id, manifest))
 
     # ---------------------------------------------------------------- measurements
 

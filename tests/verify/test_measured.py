@@ -460,3 +460,23 @@ def test_site_sizes_match_the_rule():
     from icb_bench.verify.sampling import devices_required
 
     assert (devices_required(300), devices_required(2600)) == (N_H100, N_ASCEND)
+
+
+def test_a_resumed_record_says_what_was_measured_after_the_stop(tmp_path):
+    from icb_bench.bench.record import RecordWriter, write_measurement
+
+    run = tmp_path / "r"
+    w = RecordWriter(run, {"run_id": "r", "host": {"hostname": "g"},
+                           "plan": {"dtypes": ["fp16"], "duration_s": 60.0, "min_assessment_s": 60.0},
+                           "inventory": [{"index": i, "model": H100, "uuid": f"GPU-g-{i}"} for i in range(2)],
+                           "resumes": [{"started_at": "2026-12-01T10:00:00Z", "measured": [{"device": 1, "dtype": "fp16"}],
+                                        "previous": {"status": "interrupted",
+                                                     "missing": [{"device": 1, "dtype": "fp16", "state": "in_progress"}]}}]})
+    w.start()
+    for i in range(2):
+        write_measurement(run, measurement("g", i, H100, 700.0))
+    w.finish("complete")
+    v = verify(parse_declaration(_small_inventory(40)), load_records([run]), basis="measured")
+    (note,) = [n for n in v.notes if "resumed at" in n]
+    assert note == ("r: resumed at 2026-12-01T10:00:00Z after it stopped interrupted; measured then: device 1 fp16; "
+                    "cut off mid-measurement before: device 1 fp16")
