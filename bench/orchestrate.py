@@ -18,6 +18,7 @@ import signal
 import statistics
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -263,6 +264,9 @@ def node_aggregates(measurements: list[dict[str, Any]], tolerance: float) -> lis
         })
     return out
 
+
+#: how long a worker's stop signal waits for the same stop to reach the run (then: interrupted)
+WORKER_STOP_GRACE_S = 1.0
 
 #: how often a worker checks that its parent is still there
 PARENT_POLL_S = 1.0
@@ -621,8 +625,14 @@ def _run_workers(run: _Run, handle: Callable[[str, dict[str, Any]], None], faile
                 pass
             dead = [i for i, p in procs.items() if p.exitcode not in (None, 0)]
             for i in dead:
-                if -procs[i].exitcode in (signal.SIGTERM, signal.SIGINT):  # someone stopped it: not a device fault
-                    raise KeyboardInterrupt(f"{signal.Signals(-procs[i].exitcode).name} to device {i}'s worker")
+                if -procs[i].exitcode in (signal.SIGTERM, signal.SIGINT) and i not in failed:
+                    # a stop sent to the whole run (a scheduler's SIGTERM to the job) reaches this
+                    # process too, and its handler ends the run as interrupted during this wait; a
+                    # stop sent to one worker alone is that device's failure, never a way to have a
+                    # disliked device measured again by --resume
+                    time.sleep(WORKER_STOP_GRACE_S)
+                    handle("device_failed", {"device": i, "error": f"its worker was stopped by "
+                                             f"{signal.Signals(-procs[i].exitcode).name} from outside the run"})
             if dead and not aborted:
                 # a worker that died without reaching its own abort (OOM kill, segfault in a vendor
                 # library) must not keep its peers waiting at the common start

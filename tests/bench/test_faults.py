@@ -178,3 +178,18 @@ def test_resume_onto_a_read_only_disk_is_refused_before_measuring(small_fs, monk
     (line,) = [ln for ln in res.output.splitlines() if ln.strip()]
     assert f"--resume: {small_fs / 'run'} is not writable (Read-only file system)" in line
     assert record.load_run(small_fs / "run").status == "failed"
+
+
+def test_a_worker_stopped_alone_is_a_failed_device_not_an_interrupt(tmp_path):
+    """SIGTERM to one device's worker, not to the run: that device failed (exit 1, record `failed`),
+    the run is not `interrupted`, so `--resume` cannot measure the device again."""
+    out = tmp_path / "run"
+    env = _env(ICB_BENCH_BACKENDS="stopped=stopped_backend:StoppedWorker")
+    proc = _bench(["run", "--backend", "stopped", *ARGS, "--out", str(out), "--json"], env)
+    assert proc.returncode == 1, proc.stderr
+    rec = record.load_run(out)
+    assert rec.status == "failed" and list(rec.manifest["failed_devices"]) == ["0"]
+    assert "stopped by SIGTERM from outside the run" in rec.manifest["failed_devices"]["0"]
+    assert sorted(m["device"] for m in rec.measurements) == [1] * len(DTYPES)  # its peer measured on
+    again = _bench(["run", "--resume", str(out)], env)
+    assert again.returncode == 2 and "nothing missing" in _one_error_line(again)

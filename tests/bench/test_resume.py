@@ -287,3 +287,4 @@ def test_complete_record_has_nothing_to_resume(copy):
     edit_manifest(copy, lambda m: m.update(status="complete"))
     res = runner.invoke(app, ["run", "--resume", str(copy)])
     assert res.exit_code == 0 and res.output.strip() == f"{copy} is complete: nothing to resume"
+
