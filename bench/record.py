@@ -382,7 +382,7 @@ def record_file_sha256(root: Path | str, rel: Any, max_bytes: int = MAX_MANIFEST
     """sha256 of the record file at relative path ``rel`` (read as :func:`read_record_file` does)."""
     root = Path(root)
     if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in Path(rel).parts:
-        raise RecordError(f"{root}: file path {_short(rel)} is not a relative path inside the record")
+        raise RecordError(f"{root}: file path {short_repr(rel)} is not a relative path inside the record")
     return hashlib.sha256(read_record_file(root, root / rel, max_bytes)).hexdigest()
 
 
@@ -465,14 +465,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise RecordError(f"{mpath}: the manifest is a JSON {type(manifest).__name__}, expected an object")
     schema = manifest.get("schema")
     if schema not in SUPPORTED_SCHEMAS:
-        raise RecordError(f"{mpath}: schema {_short(schema)} is not one this version reads (expected one of {sorted(SUPPORTED_SCHEMAS)})")
+        raise RecordError(f"{mpath}: schema {short_repr(schema)} is not one this version reads (expected one of {sorted(SUPPORTED_SCHEMAS)})")
     for key, kind in _MANIFEST_TYPES.items():
         if manifest.get(key) is not None and not isinstance(manifest[key], kind):
             raise RecordError(f"{mpath}: {key!r} is a JSON {type(manifest[key]).__name__}, expected {_JSON_NAME[kind]}")
     return manifest
 
 
-def _short(v: Any) -> str:
+def short_repr(v: Any) -> str:
+    """A value as an error message quotes it: its repr, cut to 60 characters."""
     text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -543,7 +544,7 @@ def _load_parts(path: Path, manifest: dict[str, Any]) -> list[RunRecord]:
             raise RecordError(f"{path / MANIFEST}: an entry of {list_key!r} is not an object")
         sub = _inside(path, e.get(path_key))
         if sub.resolve() in seen:
-            raise RecordError(f"{path / MANIFEST}: part {_short(e.get(path_key))} is listed twice")
+            raise RecordError(f"{path / MANIFEST}: part {short_repr(e.get(path_key))} is listed twice")
         seen.add(sub.resolve())
         if (sub / MANIFEST).is_file():
             part = load_run(sub)

@@ -105,7 +105,7 @@ def prepare(run_dir: Path, nonce_text: str | None = None, seed: int | None = Non
     _check_inputs(plan, nonce_text, seed)
     failed = _failed_devices(run_dir, m, plan)
     if not isinstance(m.get("resumes", []), list) or not all(isinstance(r, dict) for r in m.get("resumes", [])):
-        raise ResumeError(f"--resume: {run_dir}: resumes: {_short(m.get('resumes'))} — expected a list of objects")
+        raise ResumeError(f"--resume: {run_dir}: resumes: {record.short_repr(m.get('resumes'))} — expected a list of objects")
     missing = missing_pairs(plan, rec.measurements, failed)
     if not missing:
         raise ResumeError(f"--resume: {run_dir} ({rec.status}) has nothing missing: every measurement finished or "
@@ -126,20 +126,12 @@ def _fingerprint(private_key: Any) -> str:
     return fingerprint(_raw_public(private_key.public_key()))
 
 
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _failed_devices(run_dir: Path, m: dict[str, Any], plan: RunPlan) -> dict[int, str]:
     """The record's ``failed_devices`` (device index as text → why), each a device of its plan."""
-    raw = m.get("failed_devices") or {}
-    if not isinstance(raw, dict):
-        raise ResumeError(f"--resume: {run_dir}: failed_devices: {_short(raw)} — expected an object of device → reason")
     out: dict[int, str] = {}
-    for k, v in raw.items():
+    for k, v in (m.get("failed_devices") or {}).items():  # an object: the record reader checked it
         if not (isinstance(k, str) and k.isdigit() and len(k) <= 6 and int(k) in plan.devices):
-            raise ResumeError(f"--resume: {run_dir}: failed_devices: key {_short(k)} — expected a device index of "
+            raise ResumeError(f"--resume: {run_dir}: failed_devices: key {record.short_repr(k)} — expected a device index of "
                               f"the plan ({', '.join(map(str, plan.devices))})")
         out[int(k)] = str(v)
     return out

@@ -65,6 +65,14 @@ def _released(store, name="b0"):
     return store.check(f"go/{name}")
 
 
+def _wait_released(store, timeout_s: float = 10.0) -> bool:
+    """Whether the first common start is released within ``timeout_s`` (generous: never a speed test)."""
+    deadline = time.monotonic() + timeout_s
+    while not _released(store) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _released(store)
+
+
 def test_a_device_lost_after_it_arrived_does_not_release_the_start_early(store_address, tmp_path):
     from icb_bench.bench.fleet import Coordinator, NodeState, Store
 
@@ -79,10 +87,7 @@ def test_a_device_lost_after_it_arrived_does_not_release_the_start_early(store_a
         time.sleep(0.5)
         assert not _released(store)  # b/0 has not arrived: two arrivals of three are not enough
         _arrive(store_address, "b", 0)
-        deadline = time.monotonic() + 10
-        while not _released(store) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _released(store)
+        assert _wait_released(store)
     finally:
         coord.stop()
     assert coord.barriers[0].arrivals == 3 and coord.barriers[0].expected == 3 and not coord.barriers[0].timed_out
@@ -98,10 +103,7 @@ def test_a_device_lost_before_it_arrived_holds_up_nobody(store_address, tmp_path
         store.push("lost", json.dumps(["a", 1]))  # a/1 died before its first common start
         _arrive(store_address, "a", 0)
         _arrive(store_address, "b", 0)
-        deadline = time.monotonic() + 10
-        while not _released(store) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _released(store)
+        assert _wait_released(store)
     finally:
         coord.stop()
     assert coord.barriers[0].expected == 2 and not coord.barriers[0].timed_out
