@@ -18,7 +18,8 @@ from .power.coverage import CoverageRule, ReadError, judge
 from .power.sampler import _counter_at
 
 __all__ = ["ASSURANCE_SCOPE", "MeterScope", "MeterMethod", "Status", "STATUSES", "RackRules", "RULES", "RackInputError", "MeterSpec",
-           "Reading", "MeterSeries", "SourceEnergy", "source_energy", "meter_spec"]
+           "Reading", "MeterSeries", "SourceEnergy", "source_energy", "meter_spec", "ReadingColumns",
+           "source_energy_columns"]
 
 MeterScope = Literal["rack", "node"]
 MeterMethod = Literal["polled", "counter", "meter-log"]
@@ -231,15 +232,25 @@ def _polled_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) 
     if cov.read_errors or cov.stale or cov.max_gap_s > cov.gap_limit_s:
         out.reason = f"{spec.source_id}: {cov.reason}"
         return out
-    short = [cov.reason] if not cov.ok else []
+    short = ([cov.reason] if not cov.ok else []) + _rate_shortfalls(spec, period, window_s, rules)
+    if short:
+        out.status, out.reason = "insufficient", f"{spec.source_id}: " + "; ".join(short)
+        return out
+    return _polled_figure(out, spec, [float(r.power_w) for r in inside], window_s)  # type: ignore[arg-type]
+
+
+def _rate_shortfalls(spec: MeterSpec, period: float | None, window_s: float, rules: RackRules) -> list[str]:
+    """Why readings this long or this far apart give the window no figure (Green500 Level 2)."""
+    short = []
     if spec.interval_s > rules.max_interval_fraction * window_s:
         short.append(f"each reading averages {spec.interval_s:g} s (> {rules.max_interval_fraction:.0%} of the {window_s:.3f} s window)")
     if period is not None and period > rules.max_period_s * (1 + rules.period_jitter_rel):
         short.append(f"one reading every {period:.3g} s (< {1 / rules.max_period_s:g} Hz)")
-    if short:
-        out.status, out.reason = "insufficient", f"{spec.source_id}: " + "; ".join(short)
-        return out
-    powers = [float(r.power_w) for r in inside]  # type: ignore[arg-type]
+    return short
+
+
+def _polled_figure(out: SourceEnergy, spec: MeterSpec, powers: list[float], window_s: float) -> SourceEnergy:
+    """``out`` with its figure: the mean power of the readings inside × the window, and its uncertainty."""
     mean_w = statistics.fmean(powers)
     out.energy_j = mean_w * window_s
     comps = {"accuracy": spec.accuracy_rel}
@@ -324,6 +335,98 @@ def source_energy(series: MeterSeries, t_begin_s: float, t_end_s: float, rules: 
     if series.spec.method == "counter":
         return _counter_energy(series, t_begin_s, t_end_s, rules)
     return _polled_energy(series, t_begin_s, t_end_s, rules)
+
+
+# -- the same figure from columns ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ReadingColumns:
+    """One source's readings as numpy arrays, row for row what :class:`Reading` holds: ``float64``
+    times, ``float64`` power and energy with NaN for a missing value, ``bool`` ok, and the source's
+    own timestamps (an object array of str/None; None: the source gives none). The arrays are the
+    caller's: this module never imports numpy on its own."""
+
+    t_begin_s: Any
+    t_end_s: Any
+    power_w: Any
+    energy_j: Any
+    ok: Any
+    source_time: Any = None
+
+    def __len__(self) -> int:
+        return len(self.t_begin_s)
+
+    def take(self, index: Any) -> ReadingColumns:
+        """The readings at ``index`` (a boolean mask or positions), in that order."""
+        st = None if self.source_time is None else self.source_time[index]
+        return ReadingColumns(self.t_begin_s[index], self.t_end_s[index], self.power_w[index], self.energy_j[index],
+                              self.ok[index], st)
+
+
+def source_energy_columns(spec: MeterSpec, cols: ReadingColumns, t_begin_s: float, t_end_s: float,
+                          rules: RackRules = RULES) -> SourceEnergy | None:
+    """:func:`source_energy` of the readings in ``cols``, vectorised, where they give the window a
+    figure: the same :class:`SourceEnergy`, bit for bit. None wherever they may not (a counter
+    source, a value :class:`Reading` refuses, a failed read inside, too few or stale readings, a
+    gap, a slow rate): the caller then builds the readings and asks :func:`source_energy`, whose
+    verdict and reason stand -- every refusal is judged, and worded, in one place."""
+    import numpy as np  # lazily: the module stays importable without numpy (verify's purity)
+
+    if spec.method == "counter" or len(cols) == 0:
+        return None
+    t0, t1 = t_begin_s, t_end_s
+    tb, te, pw = cols.t_begin_s, cols.t_end_s, cols.power_w
+    # what Reading refuses: a non-finite time or value, an interval that ends before it begins
+    if not (np.isfinite(tb).all() and np.isfinite(te).all() and (te >= tb).all()
+            and not np.isinf(pw).any() and not np.isinf(cols.energy_j).any()):
+        return None
+    good = cols.ok & ~np.isnan(pw)
+    # _polled_energy's edge rule: wholly outside (touching an edge is outside), straddling, inside
+    outside = (te < t0) | (tb > t1) | ((te > tb) & ((te <= t0) | (tb >= t1)))
+    straddles = ~outside & ((tb < t0) | (te > t1))
+    inside = ~outside & ~straddles
+    if (inside & ~good).any():
+        return None  # a failed read inside the window: missing
+    mid = 0.5 * (tb + te)
+    period = spec.period_s if spec.period_s is not None else _period_s(spec, np.sort(mid[good]).tolist())
+    interval_s = max(period or rules.max_period_s, spec.interval_s)
+    window_s = t1 - t0
+    fresh = _covered_fresh(cols, inside & (mid >= t0) & (mid <= t1), mid, (t0, t1), interval_s, rules.coverage)
+    if fresh is None or _rate_shortfalls(spec, period, window_s, rules):
+        return None
+    out = SourceEnergy(spec.source_id, spec.method, "missing", readings_inside=fresh,
+                       readings_dropped_at_edges=int(straddles.sum()))
+    return _polled_figure(out, spec, pw[inside].tolist(), window_s)
+
+
+def _covered_fresh(cols: ReadingColumns, polled: Any, mid: Any, window: tuple[float, float], interval_s: float,
+                   rule: CoverageRule) -> int | None:
+    """How many new readings the polls hold where :func:`~icb_bench.bench.power.coverage.judge`
+    finds that they (no read error among them) cover the window: enough of them, no gap over the
+    limit, not stale; None where it would not."""
+    import numpy as np
+
+    t0, t1 = window
+    order = np.flatnonzero(polled)
+    order = order[np.argsort(mid[order], kind="stable")]  # judge sorts the polls stably by t_s
+    polls_t, values = mid[order], cols.power_w[order]
+    st = None if cols.source_time is None else cols.source_time[order]
+    stamped = st is not None and any(st)
+    fresh_t = polls_t
+    if stamped:
+        new = np.ones(order.size, dtype=bool)
+        # a poll repeating the previous one's timestamp and value is that reading polled again
+        new[1:] = (st[1:] != st[:-1]) | (values[1:] != values[:-1])
+        fresh_t = polls_t[new]
+    window_s, limit_s = t1 - t0, rule.max_gap_s(interval_s)
+    if fresh_t.size < rule.min_inside(window_s, interval_s):
+        return None
+    if float(np.diff(np.concatenate(([t0], fresh_t, [t1]))).max()) > limit_s:
+        return None
+    if stamped and fresh_t.size <= 1 and window_s > limit_s:
+        return None
+    if not stamped and polls_t.size >= 2 and bool((values == values[0]).all()) and window_s >= rule.stale_after_s:
+        return None
+    return int(fresh_t.size)
 
 
 def meter_spec(entry: Mapping[str, Any], reader: Mapping[str, Any], poll_hz: float) -> MeterSpec:

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator
 
 from .operating_point import NodeRun, OperatingPoint, node_run, point_of
 from .rack_check import COUNTED_STATUSES, FleetContext, RackIO, check_rack, finite, fleet_context
-from .rack_energy import TraceRows, parse_trace
+from .rack_energy import Trace, parse_trace
 from .results import ASSURANCE_ORDER, EfficiencyFigure
 from .rules import PeakTable, load_plausibility, normalise_model
 
@@ -188,7 +188,7 @@ class _Collector:
         self.op_of: dict[int, OperatingPoint] = {}  # id(measurement) -> its operating point (for its rack)
         self.digests: dict[tuple[str, str], str] = {}  # (record, file) -> sha256, each file read once
         #: the last trace parsed, by (record, file, sha256): a fleet's racks share one readings file
-        self.trace: tuple[tuple[str, str, str], TraceRows] | None = None
+        self.trace: tuple[tuple[str, str, str], Trace] | None = None
         bounds = load_plausibility().measured
         self.over_datasheet = float(bounds["device_over_datasheet_rel"])
         self.over_best_device = float(bounds["rack_over_best_device_rel"])
@@ -457,8 +457,8 @@ class _Collector:
         fig.ops = [op for m, _ in devices if (op := self.op_of.get(id(m))) is not None]
         self.out.racks.append(fig)
 
-    def trace_rows(self, root: Path, rel: str, sha256: str | None) -> TraceRows:
-        """A trace's rows by source, parsed from the very bytes whose sha256 the file index holds."""
+    def trace_rows(self, root: Path, rel: str, sha256: str | None) -> Trace:
+        """A trace's readings by source, parsed from the very bytes whose sha256 the file index holds."""
         import hashlib
 
         from icb_bench.bench.record import MAX_MANIFEST_BYTES, RecordError, read_record_file

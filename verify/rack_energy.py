@@ -5,18 +5,23 @@
 :func:`icb_bench.bench.meter_energy.source_energy`. Verify reads the same readings — the bytes
 whose sha256 the file index holds — and runs the same function on them, with the same meter
 description (:func:`~icb_bench.bench.meter_energy.meter_spec`) and the same cut at the start of
-the load (``timeline.load_s``). An energy that differs beyond float rounding, a source that gives
+the load (``timeline.load_s``): on the trace's columns where they give a figure
+(:func:`~icb_bench.bench.meter_energy.source_energy_columns`, vectorised: a site's ~10^6 readings
+in a fraction of a second), on the readings themselves otherwise (every refusal and its reason is
+``source_energy``'s). An energy that differs beyond float rounding, a source that gives
 no good energy now, or a set of sources that leaves out a meter of the rack makes the figure not
-count. ``bench.meter_energy`` is pure (no numpy, no torch) and imported only when a figure is checked.
+count. ``bench.meter_energy`` is pure (no numpy, no torch) and imported only when a figure is checked;
+numpy and pandas are imported when a trace is read.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["TraceRows", "parse_trace", "expected_sources", "energy_problems"]
+__all__ = ["TraceRows", "Trace", "parse_trace", "expected_sources", "energy_problems"]
 
 #: a trace file's rows by source id: (t_begin_s, t_end_s, power_w, energy_j, ok, error, source_time)
 TraceRows = dict[str, list[tuple[Any, ...]]]
@@ -25,10 +30,42 @@ _COLUMNS = ("t_begin_s", "t_end_s", "power_w", "energy_j", "ok", "error", "sourc
 _ANY = ""
 
 
-def parse_trace(rel: str, data: bytes) -> TraceRows:
-    """The rows of a trace file (Parquet or CSV, as ``bench.record.read_trace`` reads them), grouped
-    by ``source_id`` (a site's 3,000 racks may share one file), each cell as the run read it back
-    (``bench/fleet_power.py``): a missing number None, a non-text error None. ValueError if unreadable."""
+@dataclass
+class Trace:
+    """A trace file's readings by ``source_id`` (a site's 3,000 racks may share one file): as
+    columns (:meth:`columns_of`) and as the rows the run read back (:meth:`rows`, built on first use)."""
+
+    frame: Any  # the file's pandas DataFrame
+    #: row positions by source id (``_ANY``: a file without source ids)
+    groups: dict[str, Any]
+    #: the whole file's columns; None where a column has a type only the reading path takes
+    columns: Any = None
+    _rows: TraceRows | None = field(default=None, repr=False)
+
+    def rows(self) -> TraceRows:
+        """Each source's rows, each cell as the run read it back (``bench/fleet_power.py``): a
+        missing number None, a non-text error None."""
+        if self._rows is None:
+            rows = list(zip(*(_cells(self.frame, c) for c in _COLUMNS)))
+            self._rows = {sid: [rows[i] for i in idx.tolist()] for sid, idx in self.groups.items()}
+        return self._rows
+
+    def rows_of(self, source_id: str) -> list[tuple[Any, ...]]:
+        rows = self.rows()
+        return rows.get(source_id, rows.get(_ANY, []))
+
+    def columns_of(self, source_id: str) -> Any:
+        """The source's :class:`~icb_bench.bench.meter_energy.ReadingColumns` (None: see ``columns``)."""
+        idx = self.groups.get(source_id, self.groups.get(_ANY))
+        if self.columns is None or idx is None:
+            return None
+        return self.columns.take(idx)
+
+
+def parse_trace(rel: str, data: bytes) -> Trace:
+    """A trace file (Parquet or CSV, as ``bench.record.read_trace`` reads them), its readings
+    grouped by ``source_id``. ValueError if unreadable."""
+    import numpy as np
     import pandas as pd  # lazily: only a fleet record's rack figure needs it
 
     try:
@@ -37,10 +74,37 @@ def parse_trace(rel: str, data: bytes) -> TraceRows:
         raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
     if "t_begin_s" not in df.columns or "t_end_s" not in df.columns:
         raise ValueError("has no t_begin_s/t_end_s columns")
-    rows = list(zip(*(_cells(df, c) for c in _COLUMNS)))
     if "source_id" not in df.columns:
-        return {_ANY: rows}
-    return {str(sid): [rows[i] for i in idx.tolist()] for sid, idx in df.groupby("source_id", sort=False).indices.items()}
+        groups = {_ANY: np.arange(len(df))}
+    else:
+        groups = {str(sid): idx for sid, idx in df.groupby("source_id", sort=False).indices.items()}
+    return Trace(df, groups, _columns(df))
+
+
+def _columns(df: Any) -> Any:
+    """The file's :class:`~icb_bench.bench.meter_energy.ReadingColumns`, each cell what
+    :func:`_cells` reads (a missing number NaN); None unless every column is of a type that makes
+    that exact: float64 times and numbers (or no number at all), bool ok."""
+    import numpy as np
+
+    from icb_bench.bench.meter_energy import ReadingColumns
+
+    def numbers(column: str, *, times: bool = False) -> Any:
+        s = df[column] if column in df.columns else None
+        if s is not None and s.dtype == np.float64:
+            return s.to_numpy(copy=False)
+        if not times and (s is None or not s.notna().any()):
+            return np.full(len(df), np.nan)
+        return None
+
+    t_begin_s, t_end_s = numbers("t_begin_s", times=True), numbers("t_end_s", times=True)
+    power_w, energy_j = numbers("power_w"), numbers("energy_j")
+    ok = df["ok"].to_numpy() if "ok" in df.columns else np.ones(len(df), dtype=bool)
+    if any(a is None for a in (t_begin_s, t_end_s, power_w, energy_j)) or ok.dtype != np.bool_:
+        return None
+    stamped = "source_time" in df.columns and df["source_time"].notna().any()
+    source_time = np.array(_cells(df, "source_time"), dtype=object) if stamped else None
+    return ReadingColumns(t_begin_s, t_end_s, power_w, energy_j, ok, source_time)
 
 
 def _cells(df: Any, column: str) -> list[Any]:
@@ -67,6 +131,20 @@ def _readings(rows: Sequence[tuple[Any, ...]], t_load_s: float) -> list[Any]:
     return [Reading(*row) for row in rows if row[0] >= t_load_s]
 
 
+def source_energy_of(trace: Trace, source_id: str, spec: Any, t_load_s: float, window: tuple[float, float]) -> Any:
+    """The :class:`~icb_bench.bench.meter_energy.SourceEnergy` of source ``source_id`` (described by
+    ``spec``) over ``window`` from ``trace``'s readings since ``t_load_s``: from its columns where they give a figure, else
+    from its readings (RackInputError for a reading :class:`~icb_bench.bench.meter_energy.Reading` refuses)."""
+    from icb_bench.bench.meter_energy import MeterSeries, source_energy, source_energy_columns
+
+    cols = trace.columns_of(source_id)
+    if cols is not None:
+        got = source_energy_columns(spec, cols.take(cols.t_begin_s >= t_load_s), *window)
+        if got is not None:
+            return got
+    return source_energy(MeterSeries(spec, _readings(trace.rows_of(source_id), t_load_s)), *window)
+
+
 def expected_sources(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The sources a figure of its assurance must sum: every rack meter of the rack (its A and B
     feeds), or every node meter of its nodes. Leaving one out lowers the energy and raises GFLOPS/W."""
@@ -90,12 +168,12 @@ def _poll_hz(entry: Mapping[str, Any], default_hz: float) -> float:
 
 
 def energy_problems(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, Any]], t_load_s: float,
-                    rows_of: Callable[[str], TraceRows], close: Callable[[float, float], bool]) -> list[str]:
+                    rows_of: Callable[[str], Trace], close: Callable[[float, float], bool]) -> list[str]:
     """What is wrong with ``agg``'s ``energy_j`` (a rack- or node-meter figure whose trace digests
     hold) against the energy recomputed over ``[t_begin_s, t_end_s]``; ``rows_of(trace_file)``
-    gives a trace's rows (ValueError when unreadable)."""
+    gives a trace's :class:`Trace` (ValueError when unreadable)."""
     from icb_bench.bench.fleet_power import POLL_HZ
-    from icb_bench.bench.meter_energy import MeterSeries, RackInputError, meter_spec, source_energy
+    from icb_bench.bench.meter_energy import RackInputError, meter_spec
 
     sources = agg.get("power_sources") or []
     want = expected_sources(agg, power)
@@ -108,11 +186,10 @@ def energy_problems(agg: Mapping[str, Any], power: Mapping[str, Mapping[str, Any
     for sid in sources:
         entry = power[sid]
         try:
-            rows = rows_of(entry["trace_file"])
-            trace = rows.get(sid, rows.get(_ANY, []))
+            trace = rows_of(entry["trace_file"])
             # records before `poll_hz` was written were all polled at the one rate there was
             spec = meter_spec(entry, entry.get("reader") or {}, _poll_hz(entry, POLL_HZ))
-            got = source_energy(MeterSeries(spec, _readings(trace, t_load_s)), t0, t1)
+            got = source_energy_of(trace, sid, spec, t_load_s, (t0, t1))
         except (RackInputError, ValueError, TypeError, KeyError) as exc:
             problems.append(f"power source {sid!r}: energy not recomputable from its trace ({exc})")
             continue

@@ -1,0 +1,180 @@
+"""verify's vectorised rack energy (``source_energy_columns``, through ``parse_trace`` and
+``source_energy_of``) gives the figure the reading-by-reading arithmetic (``source_energy``)
+gives, bit for bit, and refuses every window that arithmetic refuses, with its reason."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icb_bench.bench.meter_energy import (MeterSeries, MeterSpec, Reading, ReadingColumns, SourceEnergy,
+                                          source_energy, source_energy_columns)
+from icb_bench.verify.rack_energy import energy_problems, parse_trace, source_energy_of
+
+CASES = 1500
+
+
+def _random_source(rng: np.random.Generator) -> tuple[MeterSpec, list[Reading], tuple[float, float]]:
+    """A source's readings as a run may record them (a rate of 1..100 Hz, jitter, interval
+    averages, gaps, failed reads, frozen values, source timestamps, any order) and a window."""
+    hz = float(np.exp(rng.uniform(0.0, math.log(100.0))))
+    n = int(rng.integers(5, 400))
+    t_s = 1000.0 + np.arange(n) / hz + rng.normal(0.0, 0.05 / hz, n)
+    if rng.random() < 0.3:  # a gap: the source stopped answering for a while
+        cut = int(rng.integers(0, n))
+        t_s[cut:] += rng.uniform(0.0, 8.0)
+    width_s = rng.uniform(0.0, 1.0 / hz, n) if rng.random() < 0.4 else np.zeros(n)
+    frozen = rng.random() < 0.1
+    power_w = np.full(n, 5000.0) if frozen else 5000.0 + rng.normal(0.0, 50.0, n)
+    ok = rng.random(n) > (0.02 if rng.random() < 0.3 else 0.0)
+    stamps = [f"T{k // 2}" for k in range(n)] if rng.random() < 0.2 else None
+    readings = [Reading(float(t), float(t + w), float(p) if good else None, ok=bool(good),
+                        error=None if good else "timeout", source_time=stamps[k] if stamps else None)
+                for k, (t, w, p, good) in enumerate(zip(t_s, width_s, power_w, ok))]
+    if rng.random() < 0.3:
+        readings = [readings[i] for i in rng.permutation(n)]
+    method = "meter-log" if rng.random() < 0.3 else "polled"
+    spec = MeterSpec("pdu-0", "rack", method, 0.01, resolution_w=float(rng.choice([0.0, 1.0])),  # type: ignore[arg-type]
+                     interval_s=float(rng.choice([0.0, 0.5, 20.0], p=[0.8, 0.15, 0.05])),
+                     period_s=None if method == "meter-log" else 1.0 / hz)
+    span = (float(t_s.min()), float(t_s.max() + width_s.max()))
+    t0 = rng.uniform(span[0] - 1.0, span[1])
+    return spec, readings, (t0, t0 + rng.uniform(1.0, 1.2 * (span[1] - span[0]) + 1.0))
+
+
+def _columns(readings: list[Reading]) -> ReadingColumns:
+    nan = float("nan")
+    stamps = [r.source_time for r in readings]
+    return ReadingColumns(np.array([r.t_begin_s for r in readings]), np.array([r.t_end_s for r in readings]),
+                          np.array([nan if r.power_w is None else r.power_w for r in readings]),
+                          np.array([nan if r.energy_j is None else r.energy_j for r in readings]),
+                          np.array([r.ok for r in readings]),
+                          np.array(stamps, dtype=object) if any(s is not None for s in stamps) else None)
+
+
+def test_random_windows_give_the_same_figure_both_ways() -> None:
+    rng = np.random.default_rng(20261201)
+    statuses: dict[str, int] = {}
+    for case in range(CASES):
+        spec, readings, (t0, t1) = _random_source(rng)
+        want = source_energy(MeterSeries(spec, readings), t0, t1)
+        got = source_energy_columns(spec, _columns(readings), t0, t1)
+        statuses[want.status] = statuses.get(want.status, 0) + 1
+        # a figure exactly where the reading path gives one (no needless fall-back), and the same one
+        assert (got is not None) == (want.status == "ok"), (case, want)
+        if got is not None:
+            assert got == want, case
+    # every verdict is drawn often enough to mean something
+    assert min(statuses.get(s, 0) for s in ("ok", "insufficient", "missing")) > CASES // 20, statuses
+
+
+def _trace(rows: list[dict[str, Any]]):
+    buf = io.BytesIO()
+    pd.DataFrame(rows).to_parquet(buf, index=False)
+    return parse_trace("power/readings.parquet", buf.getvalue())
+
+
+def _rows(source_id: str, power_w=lambda k: 1000.0 + k % 2, *, t_from_s: float = 0.0, n: int = 130, hz: float = 2.0,
+          **cells: Any) -> list[dict[str, Any]]:
+    """``n`` readings of one source at ``hz`` from ``t_from_s`` (``power_w(k)``; other cells
+    ``cells[name](k)``), as the run writes them."""
+    return [{"source_id": source_id, "t_begin_s": t_from_s + k / hz, "t_end_s": t_from_s + k / hz,
+             "power_w": power_w(k), "energy_j": None, "ok": True, "error": None, "source_time": None,
+             **{c: v(k) for c, v in cells.items()}} for k in range(n)]
+
+
+SPEC = MeterSpec("pdu-A", "rack", "polled", 0.01, resolution_w=1.0, period_s=0.5)
+
+
+def _both(trace, spec: MeterSpec, window: tuple[float, float], t_load_s: float = -math.inf) -> SourceEnergy:
+    """The figure through the columns (asserted equal to the reading path's) and whether they gave it."""
+    got = source_energy_of(trace, spec.source_id, spec, t_load_s, window)
+    rows = [r for r in trace.rows_of(spec.source_id) if r[0] >= t_load_s]
+    assert got == source_energy(MeterSeries(spec, [Reading(*r) for r in rows]), *window)
+    return got
+
+
+def test_a_shared_file_gives_each_source_its_own_readings_since_the_load() -> None:
+    trace = _trace(_rows("pdu-A", lambda k: 1000.0 + k % 2) + _rows("pdu-B", lambda k: 9000.0 + k % 3)
+                   + _rows("pdu-A", lambda k: 1e6, t_from_s=-50.0, n=20))  # A's idle readings, before the load
+    got = _both(trace, SPEC, (5.0, 60.0), t_load_s=0.0)
+    assert got.status == "ok" and got.energy_j == pytest.approx(1000.5 * 55.0, rel=1e-3)
+    cols = trace.columns_of("pdu-A")
+    assert source_energy_columns(SPEC, cols.take(cols.t_begin_s >= 0.0), 5.0, 60.0) == got
+
+
+def test_only_readings_wholly_inside_count() -> None:
+    # 1 s averages over [k/2, k/2 + 1]: the one across each edge reads 10x the power, those only
+    # touching an edge are outside
+    rows = _rows("pdu-A", t_end_s=lambda k: k / 2 + 1.0)
+    for r in rows:
+        if r["t_begin_s"] < 10.0 < r["t_end_s"] or r["t_begin_s"] < 50.0 < r["t_end_s"]:
+            r["power_w"] = 10_000.0
+    got = _both(_trace(rows), SPEC, (10.0, 50.0))
+    inside = [r["power_w"] for r in rows if 10.0 <= r["t_begin_s"] and r["t_end_s"] <= 50.0]
+    assert (got.status, got.readings_inside, got.readings_dropped_at_edges) == ("ok", len(inside), 2)
+    assert got.energy_j == math.fsum(inside) / len(inside) * 40.0
+
+
+@pytest.mark.parametrize(("cells", "why"), [
+    ({"power_w": lambda k: 1234.0}, "stale source: every one of the"),
+    ({"power_w": lambda k: 1234.0, "source_time": lambda k: "2026-12-01T10:00:00Z"}, "reading time stayed"),
+    ({"ok": lambda k: k < 60, "error": lambda k: None if k < 60 else "timeout"}, "source stopped answering"),
+    ({"ok": lambda k: k != 70, "error": lambda k: None if k != 70 else "timeout"}, "1 read error(s) inside"),
+])
+def test_stale_and_dead_sources_give_no_figure(cells: dict[str, Any], why: str) -> None:
+    trace = _trace(_rows("pdu-A", **cells))
+    cols = trace.columns_of("pdu-A")
+    assert source_energy_columns(SPEC, cols, 5.0, 60.0) is None
+    got = _both(trace, SPEC, (5.0, 60.0))
+    assert got.status == "missing" and got.energy_j is None and why in (got.reason or ""), got.reason
+
+
+def test_fewer_than_ten_readings_inside_are_insufficient() -> None:
+    trace = _trace(_rows("pdu-A", hz=1.0, n=40))
+    spec = MeterSpec("pdu-A", "rack", "polled", 0.01, period_s=1.0)
+    assert _both(trace, spec, (10.0, 19.0)).status == "ok"  # 10 readings at 1 Hz: k = 10..19
+    short = _both(trace, spec, (10.5, 19.0))  # 9 readings inside
+    assert short.status == "insufficient" and "9 readings inside the 8.5 s window (at least 10" in (short.reason or "")
+
+
+def test_a_slow_meter_log_is_insufficient() -> None:
+    trace = _trace(_rows("pdu-A", hz=0.5, n=40))
+    got = _both(trace, MeterSpec("pdu-A", "rack", "meter-log", 0.01), (0.0, 70.0))
+    assert got.status == "insufficient" and "one reading every 2 s" in (got.reason or "")
+
+
+def _problems(trace, poll_hz: float) -> list[str]:
+    """``energy_problems`` of a rack figure whose energy is its PDU's mean power over [5, 60] s × 55 s."""
+    inside = [r[2] for r in trace.rows_of("pdu-A") if 5.0 <= r[0] <= 60.0]
+    agg = {"assurance": "rack-meter", "rack_id": "R0", "power_sources": ["pdu-A"], "t_begin_s": 5.0,
+           "t_end_s": 60.0, "energy_j": math.fsum(inside) / len(inside) * 55.0}
+    power = {"pdu-A": {"source_id": "pdu-A", "scope": "rack", "rack": "R0", "kind": "redfish", "accuracy_rel": 0.01,
+                       "trace_file": "power/readings.parquet", "poll_hz": poll_hz}}
+    return energy_problems(agg, power, -math.inf, lambda rel: trace, lambda a, b: math.isclose(a, b, rel_tol=1e-9))
+
+
+@pytest.mark.parametrize(("poll_hz", "refused"), [(0.99, True), (1.0, False), (100.0, False), (100.5, True)])
+def test_a_poll_rate_outside_1_to_100_hz_is_refused(poll_hz: float, refused: bool) -> None:
+    problems = _problems(_trace(_rows("pdu-A", hz=4.0, n=300)), poll_hz)
+    assert bool(problems) == refused, problems
+    assert not refused or f"poll_hz {poll_hz!r} is not a rate in 1..100 Hz" in problems[0]
+
+
+@pytest.mark.parametrize(("cells", "why"), [
+    ({"power_w": lambda k: math.inf if k == 30 else 1000.0}, "reading.power_w: got inf; expected a finite number"),
+    ({"t_end_s": lambda k: k / 2 - 1.0}, "reading.t_end_s"),
+    ({"t_begin_s": lambda k: k // 2, "t_end_s": lambda k: k // 2}, None),  # whole seconds as integers: read
+])
+def test_cells_the_columns_do_not_take_are_judged_on_the_readings(cells: dict[str, Any], why: str | None) -> None:
+    trace = _trace(_rows("pdu-A", **cells))
+    problems = _problems(trace, 2.0)
+    if why is None:
+        assert trace.columns is None and not problems, problems
+    else:
+        assert len(problems) == 1 and "energy not recomputable from its trace" in problems[0] and why in problems[0]
