@@ -1,7 +1,8 @@
 """The GEMM workload: seeded random inputs on a device, timed back-to-back batches, the
 correctness checks (sampled FP64 elements and Freivalds over every element) and a numeric-mode
 probe. Shapes live in :mod:`.shapes`, inputs in :mod:`.inputs`, checking in :mod:`.check` and
-:mod:`.freivalds`; the names are re-exported here.
+:mod:`.freivalds`, batch-size calibration in :mod:`.calibrate` and a timed run's statistics in
+:mod:`.timed_run`; the names are re-exported here.
 
 Typical use (what ``bench/`` does)::
 
@@ -17,26 +18,25 @@ Typical use (what ``bench/`` does)::
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import inputs
+from .calibrate import MAX_ITERS_PER_BATCH, Calibration, CalibrationPolicy, calibrate_iters
 from .check import INT32_POISON, CorrectnessResult, DegenerateInputs, InputHealth, compare_samples, inspect_inputs
 from .dtypes import DTYPES, GemmDtype, get_dtype
 from .errors import KernelError, OutOfMemory, UnsupportedDtype
 from .freivalds import FreivaldsResult, freivalds_check
 from .shapes import FULL_SIZES, QUICK_SIZES, GemmShape, candidate_shapes, shape_bytes
+from .timed_run import TimedRun
 
 if TYPE_CHECKING:
     import torch
 
     from .backends.base import Backend
 
-#: never put more than this many GEMMs in one batch (graph size, calibration of tiny shapes)
-MAX_ITERS_PER_BATCH = 10_000
 #: host-side random-number chunk, so generating 16384² inputs never needs a 1 GiB temporary
 _GEN_CHUNK_ELEMENTS = 1 << 24
 #: offset mixed into the seed for the correctness check's sample positions
@@ -48,128 +48,6 @@ PROBE_TF32_VALUE = 1.0 + 2.0**-10
 #: where a workload's inputs come from: the device's own generator (fast; shape search), or
 #: host-generated seeded rows an auditor can regenerate (:mod:`.inputs`; measured workloads)
 INPUT_SOURCES = ("device", "host-rows")
-
-
-@dataclass(frozen=True)
-class CalibrationPolicy:
-    """How hard :func:`calibrate_iters` tries: a shared or throttling machine makes any single
-    timed batch an unreliable estimate, so it takes medians and re-checks its answer."""
-
-    #: timed batches per round; their median is the round's estimate (one outlier is ignored)
-    samples: int = 3
-    #: accept once the median batch is within this fraction of the target
-    tolerance: float = 0.25
-    #: rounds of ``samples`` batches at most, so a machine that never settles still ends
-    max_rounds: int = 4
-
-    def __post_init__(self) -> None:
-        if self.samples < 1 or self.max_rounds < 1 or not 0 < self.tolerance < 1:
-            raise ValueError(f"bad calibration policy {self}: samples and max_rounds >= 1, 0 < tolerance < 1")
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Outcome of :func:`calibrate_iters`."""
-
-    iters: int
-    #: the last round's median batch time over its GEMM count
-    ms_per_gemm: float
-    #: median batch time of the last round, at the iteration count that round timed
-    median_batch_ms: float
-    rounds: int
-    #: whether the last round's median landed within tolerance of the target
-    converged: bool
-
-
-def _iters_for(target_batch_ms: float, ms_per_gemm: float) -> int:
-    return max(1, min(MAX_ITERS_PER_BATCH, round(target_batch_ms / max(ms_per_gemm, 1e-9))))
-
-
-def calibrate_iters(
-    time_batch_ms: Callable[[int], float],
-    target_batch_ms: float,
-    policy: CalibrationPolicy | None = None,
-) -> Calibration:
-    """GEMMs per batch so one batch takes about ``target_batch_ms``.
-
-    ``time_batch_ms(n)`` runs and times ``n`` back-to-back GEMMs. One GEMM gives a first guess;
-    then each round times ``policy.samples`` batches at the current guess, re-estimates from
-    their median and stops once that median is within ``policy.tolerance`` of the target (or
-    the count can move no further, or after ``policy.max_rounds``)."""
-    if target_batch_ms <= 0:
-        raise ValueError("target_batch_ms must be positive")
-    policy = policy or CalibrationPolicy()
-    iters = _iters_for(target_batch_ms, time_batch_ms(1))
-    for rounds in range(1, policy.max_rounds + 1):
-        median_ms = statistics.median(time_batch_ms(iters) for _ in range(policy.samples))
-        ms_per_gemm = max(median_ms, 1e-9) / iters
-        converged = abs(median_ms - target_batch_ms) <= policy.tolerance * target_batch_ms
-        better = _iters_for(target_batch_ms, ms_per_gemm)
-        if converged or better == iters:  # on target, or pinned at 1 / MAX_ITERS_PER_BATCH
-            return Calibration(iters, ms_per_gemm, median_ms, rounds, converged)
-        iters = better
-    # out of rounds: the last estimate, not yet confirmed by a round of its own
-    return Calibration(iters, ms_per_gemm, median_ms, policy.max_rounds, False)
-
-
-@dataclass
-class TimedRun:
-    """Device timings of back-to-back batches of ``iters_per_batch`` GEMMs."""
-
-    batch_time_ms: list[float]
-    iters_per_batch: int
-    #: host wall time from the first enqueue to the last completion (synchronized)
-    wall_s: float
-    #: "graph-replay+events" | "events" | "wall"
-    method: str
-    total_gemms: int
-    flops_per_gemm: int = 0
-    #: host time (s after the start) at which each batch was seen complete, for aligning power
-    batch_done_s: list[float] = field(default_factory=list)
-    #: time.time() when the first batch was enqueued
-    start_unix_s: float = 0.0
-    #: why graph capture was not used, when the backend supports graphs but capture failed
-    graph_error: str | None = None
-    #: numeric flags in force during the run
-    flags: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def median_batch_ms(self) -> float:
-        return statistics.median(self.batch_time_ms)
-
-    @property
-    def iqr_batch_ms(self) -> float:
-        """Interquartile range of the batch times (0 with fewer than 2 batches)."""
-        if len(self.batch_time_ms) < 2:
-            return 0.0
-        q = statistics.quantiles(self.batch_time_ms, n=4, method="inclusive")
-        return q[2] - q[0]
-
-    @property
-    def tflops_median(self) -> float:
-        """Throughput of the median batch."""
-        return self.flops_per_gemm * self.iters_per_batch / self.median_batch_ms / 1e9
-
-    @property
-    def tflops_wall(self) -> float:
-        """Throughput over the whole run by the host clock (cross-check of the events)."""
-        return self.flops_per_gemm * self.total_gemms / self.wall_s / 1e12 if self.wall_s > 0 else 0.0
-
-    @property
-    def event_wall_ratio(self) -> float:
-        """Sum of device batch times over host wall time: ~1 when the device never idled."""
-        return sum(self.batch_time_ms) / 1e3 / self.wall_s if self.wall_s > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.update(
-            median_batch_ms=self.median_batch_ms,
-            iqr_batch_ms=self.iqr_batch_ms,
-            tflops_median=self.tflops_median,
-            tflops_wall=self.tflops_wall,
-            event_wall_ratio=self.event_wall_ratio,
-        )
-        return out
 
 
 @dataclass
@@ -642,6 +520,7 @@ __all__ = [
     "DTYPES",
     "FULL_SIZES",
     "INT32_POISON",
+    "MAX_ITERS_PER_BATCH",
     "QUICK_SIZES",
     "Calibration",
     "CalibrationPolicy",

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from .calibrate import CalibrationPolicy
 from .errors import DeviceError, OutOfMemory
 from .shapes import GemmShape, ShapeCandidate
 
@@ -149,7 +150,7 @@ class _Slicer:
     def measure(self, cand: ShapeCandidate, slice_s: float, record: dict[str, Any]) -> float | None:
         """Median TFLOPS of batches filling about ``slice_s`` (at least one); None on failure
         (the reason goes into ``record['error']``)."""
-        from .gemm import CalibrationPolicy, GemmWorkload  # gemm re-exports this module
+        from .gemm import GemmWorkload  # here, not at the top: gemm re-exports this module
 
         shape = cand.shape
         out_of_memory = False
