@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
-import queue as _queue
+import pickle
 import secrets
 import signal
 import statistics
@@ -357,8 +358,10 @@ class _WriteFailed(Exception):
     """A worker's record write failed (the message is :func:`write_failure`'s line): stop the run."""
 
 
-def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier: Any, count: int,
+def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, conn: Any, barrier: Any, count: int,
             parent_pid: int, only: tuple[str, ...] | None = None) -> None:
+    """One device's measurement, in its own process; every event goes to the parent through
+    ``conn``, this worker's own one-way pipe (nothing shared with its peers)."""
     # the parent decides what a Ctrl-C does (it terminates every worker); SIGTERM still ends this one
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
@@ -367,9 +370,16 @@ def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier
     plan = RunPlan.from_dict(plan_dict)
     if hasattr(barrier, "for_device"):  # a job's barrier tells this device's arrivals apart
         barrier = barrier.for_device(index)
+    sending = threading.Lock()  # a message is written whole, whichever thread emits it
 
     def emit(kind: str, **data: Any) -> None:
-        q.put((kind, data))
+        # synchronous: once this returns the message is in the pipe, so it outlives this process
+        # (a queue's feeder thread would still hold it, and a queue's lock is shared with the peers)
+        with sending:
+            try:
+                conn.send((kind, data))
+            except OSError:  # the parent is gone or stopped listening: nobody records what this measures
+                os._exit(1)
 
     try:
         measure_device(plan, index, Path(run_dir), emit, barrier, count, only_dtypes=only)
@@ -383,6 +393,8 @@ def _worker(plan_dict: dict[str, Any], index: int, run_dir: str, q: Any, barrier
         except Exception:
             pass
         raise SystemExit(1)
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -599,31 +611,42 @@ def _drop_leftovers(run_dir: Path, measurements: list[dict[str, Any]], scope_pow
                     p.unlink()
 
 
+#: how long the parent waits for a message before it looks at its workers' exit codes again
+WORKER_POLL_S = 0.2
+#: what reading a worker's pipe raises when its channel is over: the worker closed it or died
+#: (EOF, mid-message too), or what came is not a whole message
+_CHANNEL_OVER = (EOFError, OSError, pickle.UnpicklingError)
+
+
 def _run_workers(run: _Run, handle: Callable[[str, dict[str, Any]], None], failed: dict[int, str],
                  barrier: Any = None) -> None:
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
     devices = run.devices
     if barrier is None:  # the node's own common start (of the devices measured); a job's spans every node
         barrier = ctx.Barrier(len(devices))
     plan_dict = run.plan.to_dict()
+    # one one-way pipe per worker: a worker that dies mid-message (SIGKILL, OOM) breaks only its own
+    pipes = {i: ctx.Pipe(duplex=False) for i in devices}
+    channels: dict[int, Any] = {i: receive for i, (receive, _) in pipes.items()}
     # every worker gets the share of the host (threads, say) it had in the whole run, also on a resume
-    procs = {i: ctx.Process(target=_worker, args=(plan_dict, i, str(run.run_dir), q, barrier, len(run.plan.devices),
-                                                  os.getpid(), run.only[i] if run.only is not None else None),
+    procs = {i: ctx.Process(target=_worker, args=(plan_dict, i, str(run.run_dir), pipes[i][1], barrier,
+                                                  len(run.plan.devices), os.getpid(),
+                                                  run.only[i] if run.only is not None else None),
                             name=f"icb-bench-d{i}", daemon=True) for i in devices}
     aborted = False
     try:
-        with _sigint_blocked():
-            for p in procs.values():
-                p.start()
+        try:
+            with _sigint_blocked():
+                for p in procs.values():
+                    p.start()
+        finally:
+            for _, send in pipes.values():
+                send.close()  # each worker holds its own: when it is gone, its pipe reads EOF
         while True:
-            try:
-                kind, data = q.get(timeout=0.2)
-                handle(kind, data)
-                continue
-            except _queue.Empty:
-                pass
+            _receive(channels, handle, WORKER_POLL_S)
             dead = [i for i, p in procs.items() if p.exitcode not in (None, 0)]
+            for i in dead:
+                _drain(channels, i, handle)  # its own last words (device_failed, write_failed) come first
             for i in dead:
                 if -procs[i].exitcode in (signal.SIGTERM, signal.SIGINT) and i not in failed:
                     # a stop sent to the whole run (a scheduler's SIGTERM to the job) reaches this
@@ -640,14 +663,13 @@ def _run_workers(run: _Run, handle: Callable[[str, dict[str, Any]], None], faile
                 aborted = True
             for i in dead:
                 if i not in failed:
-                    _drain(q, handle)  # its own last words (device_failed, write_failed) come first
                     if procs[i].exitcode == WORKER_WRITE_FAILED:
                         raise _WriteFailed(f"device {i}'s worker could not write its measurement")
-                    if i not in failed:
-                        handle("device_failed", {"device": i, "error": f"worker exited with code {procs[i].exitcode}"})
+                    handle("device_failed", {"device": i, "error": f"worker exited with code {procs[i].exitcode}"})
             if all(not p.is_alive() for p in procs.values()):
                 break
-        _drain(q, handle)  # what arrived after the last process ended
+        for i in list(channels):
+            _drain(channels, i, handle)  # what the last workers said before they ended
         for i, p in procs.items():
             p.join()
             if p.exitcode not in (0, None) and i not in failed:
@@ -657,6 +679,9 @@ def _run_workers(run: _Run, handle: Callable[[str, dict[str, Any]], None], faile
             run.stop.hold()  # a second Ctrl-C must not cut the stopping of the workers short
         _stop_workers(procs.values())
         raise
+    finally:
+        for conn in channels.values():
+            conn.close()
 
 
 def _stop_workers(procs: Any) -> None:
@@ -673,13 +698,33 @@ def _stop_workers(procs: Any) -> None:
             p.join()
 
 
-def _drain(q: Any, handle: Callable[[str, dict[str, Any]], None]) -> None:
-    while True:
-        try:
-            kind, data = q.get_nowait()
-        except _queue.Empty:
-            return
-        handle(kind, data)
+def _receive_one(channels: dict[int, Any], i: int, handle: Callable[[str, dict[str, Any]], None]) -> None:
+    """Handle worker ``i``'s next message (the caller knows one is ready); at the end of its channel
+    (EOF, or a message cut off by the worker's death) close it: its exit code says the rest."""
+    try:
+        message = channels[i].recv()
+    except _CHANNEL_OVER:
+        channels.pop(i).close()
+        return
+    kind, data = message
+    handle(kind, data)
+
+
+def _receive(channels: dict[int, Any], handle: Callable[[str, dict[str, Any]], None], timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for any worker to speak; handle one message from each that did."""
+    if not channels:
+        time.sleep(timeout_s)  # every channel is over: only the exit codes are left to watch
+        return
+    by_conn = {conn: i for i, conn in channels.items()}
+    for conn in mp_connection.wait(list(by_conn), timeout=timeout_s):
+        _receive_one(channels, by_conn[conn], handle)
+
+
+def _drain(channels: dict[int, Any], i: int, handle: Callable[[str, dict[str, Any]], None]) -> None:
+    """Handle what worker ``i`` said and has not been read yet, up to the end of its channel (for a
+    worker that has ended); stops early if nothing is there (a child of it may still hold the pipe)."""
+    while i in channels and channels[i].poll(0):
+        _receive_one(channels, i, handle)
 
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_WRITE_FAILED", "RunLog", "RunOutcome", "continue_run", "execute",
