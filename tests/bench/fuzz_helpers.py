@@ -12,17 +12,17 @@ import importlib.util
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from helpers.hangs import hang_guard  # noqa: F401  (re-exported: the fuzz modules import it from here)
 
 #: address space of one CLI subprocess: a case that builds a huge intermediate fails, not the machine
 CLI_MEMORY_BYTES = 1 << 30
@@ -37,22 +37,6 @@ def budget(max_examples: int) -> settings:
     return settings(max_examples=max_examples, derandomize=True, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large, HealthCheck.filter_too_much])
-
-
-@contextmanager
-def hang_guard(seconds: int = 120) -> Iterator[None]:
-    """Fail (rather than hang the suite) when a case runs away; generous, so never a speed test."""
-
-    def boom(*_: Any) -> None:
-        raise TimeoutError(f"ran longer than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def error_lines(stderr: str) -> list[str]:

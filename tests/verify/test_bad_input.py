@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-from contextlib import contextmanager
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from helpers.hangs import hang_guard
 from icb_bench.verify import units
 from icb_bench.verify.cli import register
 
@@ -20,22 +19,6 @@ runner = CliRunner()
 BIG = "INTEGER_OF_4301_DIGITS"
 _app = typer.Typer()
 register(_app)
-
-
-@contextmanager
-def hang_guard(seconds: int = 120):
-    """Fail (rather than hang the suite) when a case runs away; generous, so never a speed test."""
-
-    def boom(*_):
-        raise TimeoutError(f"ran longer than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _score(path) -> object:
