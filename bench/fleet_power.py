@@ -263,16 +263,34 @@ def rack_aggregates(run_dir: Path, site: Any, site_dir: Path, power: list[dict[s
     return out
 
 
-def _read_power(run_dir: Path, rel: str, _cache: dict[tuple[str, int, int], Any] = {}) -> Any:  # noqa: B006
-    """A power trace as a DataFrame, read once while the file is unchanged (every source of a run
-    shares one file)."""
-    p = Path(run_dir) / rel
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _cache:
-        _cache.clear()
-        _cache[key] = record.read_trace(run_dir, rel)
-    return _cache[key]
+class TraceCache:
+    """The last power trace read, as a DataFrame, kept while its file is unchanged (same path,
+    size and mtime): every source of a run shares one file, so each would otherwise read it again.
+    One entry only: a run's figures need one trace at a time, and a big one is not kept alive."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, int, int] | None = None
+        self._frame: Any = None
+
+    def read(self, run_dir: Path, rel: str) -> Any:
+        """``run_dir/rel`` as :func:`record.read_trace` gives it, from the cache while unchanged."""
+        path = Path(run_dir) / rel
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key != self._key:
+            self._key, self._frame = None, None  # a failed read leaves nothing stale behind
+            self._frame = record.read_trace(run_dir, rel)
+            self._key = key
+        return self._frame
+
+
+#: the process's trace cache (rank 0 and `bench racks` read the same file once per change)
+_TRACES = TraceCache()
+
+
+def _read_power(run_dir: Path, rel: str) -> Any:
+    """A power trace as a DataFrame, read once while the file is unchanged (see :class:`TraceCache`)."""
+    return _TRACES.read(run_dir, rel)
 
 
 def _write_readings(run_dir: Path, by_source: dict[str, list[Any]]) -> str | None:
