@@ -8,8 +8,11 @@ Tools, each printed with its figure and wall time:
   bare-chosen  a bare ``torch.matmul(out=)`` loop at the harness's chosen shape;
   grid-best    a wide brute-force grid of shapes (bare loop, briefly each), its top 5 again in
                two alternating passes, then the best of those sustained in a bare loop;
-  mamf-finder  (CUDA, only with --mamf PATH) stas00/ml-engineering's mamf-finder.py with its
-               usual arguments over a range of shapes (fetched at run time, never committed).
+  mamf-finder  (CUDA, only with --mamf PATH) stas00/ml-engineering's mamf-finder.py (fetched at
+               run time, never committed) in its README's quick and exhaustive forms, each
+               stopped at --mamf-timeout by SIGINT (its Ctrl-C: it prints its best so far), run
+               unchanged under the harness's numeric mode for the dtype. It runs after every
+               other figure is printed and written; exit status 3 when it gave no figure.
 
 Conditions: the process is pinned to --cpus (default: the CPUs it may run on) with --threads
 torch threads (default: one per pinned CPU) *before* anything runs, so the search, the grid and
@@ -35,6 +38,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -61,18 +65,47 @@ RATIOS: tuple[tuple[str, str, str], ...] = (
 MIN_ROUNDS = 5
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4999
-#: mamf-finder's usual arguments (its README's "range of m" form): m over a range, n and k fixed
-MAMF_RUNS: tuple[tuple[str, ...], ...] = (
-    ("--m_range", "1024", "16385", "1024", "--n", "8192", "--k", "8192"),
+#: how mamf-finder is run (stas00/ml-engineering compute/accelerator/benchmarks/mamf-finder.py,
+#: benchmark version 2, checked against its snapshot of 2026-08-22). Its README's forms: the quick
+#: run ("under 1min", "around 80-90% of the maximum") and the exhaustive 1024-step search
+#: ("15-30min ... you can Ctrl-C it when it run long enough and get the best result so far"); its
+#: H100 suggestion (all three dims 0..20480 step 256, 512,000 shapes) takes days, so it is not run.
+#: Every invocation warms the device 30 s first (its own fixed warm-up) and is stopped with
+#: SIGINT -- its own Ctrl-C, which prints the best so far -- at --mamf-timeout.
+MAMF_RUNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("quick", ("--m_range", "0", "20480", "256", "--n", "4096", "--k", "4096")),
+    ("exhaustive-1024", ("--m_range", "0", "16384", "1024", "--n_range", "0", "16384", "1024",
+                         "--k_range", "0", "16384", "1024")),
 )
-MAMF_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
-#: mamf-finder's summary lines, newest format first: (label, pattern of "<TFLOPS> ... @ MxNxK")
-MAMF_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("msmf", r"MSMF[^:\n]*:\s*([0-9.]+)\s*TFLOPS\s*@\s*(\d+)x(\d+)x(\d+)"),
-    ("median", r"^\s*median:\s*([0-9.]+)\s*TFLOPS\s*@\s*(\d+)x(\d+)x(\d+)"),
-    ("best", r"best outcome was\s*([0-9.]+)\s*TFLOPS\s*@\s*(\d+)x(\d+)x(\d+)"),
-)
-
+#: harness dtype -> mamf-finder --dtype (a torch dtype name); it runs under the harness's numeric
+#: mode for that dtype (MAMF_SHIM), so "tf32" is float32 with TF32 on. Absent: no equivalent
+#: (int8: mamf-finder has no integer GEMM).
+MAMF_DTYPES: dict[str, str] = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32", "tf32": "float32",
+                               "fp8": "float8_e4m3fn"}
+#: where mamf-finder's GEMM differs from the harness's beyond the numeric mode
+MAMF_DTYPE_NOTES: dict[str, str] = {"fp8": "mamf-finder's fp8 GEMM writes an fp8 output (the harness: bf16)"}
+#: mamf-finder's closing summary ("Tried N shapes => the best outcomes were:" and one line per
+#: statistic, "median: 691.0 TFLOPS @ 4096x8192x8192 (MxNxK)"): statistic -> pattern
+MAMF_PATTERNS: dict[str, str] = {
+    stat: rf"^{stat}:[ \t]*([0-9.]+)[ \t]*TFLOPS[ \t]*@[ \t]*(\d+)x(\d+)x(\d+)" for stat in ("mean", "median", "max")
+}
+MAMF_SHAPES_PATTERN = r"^Tried[ \t]+(\d+)[ \t]+shapes => the best outcomes were:"
+#: the headline: its comparison table reports the best shape's mean of 100 iterations as MAMF
+MAMF_HEADLINE = "mean"
+#: seconds mamf-finder gets to print its summary after SIGINT before it is killed
+MAMF_GRACE_S = 20.0
+#: mamf-finder run unchanged, under the harness's numeric mode (FP32 accumulation, no reduced-
+#: precision reductions, TF32 only for tf32), so both sides compute the same GEMM.
+#: argv: backend, harness dtype, mamf-finder's path, its arguments
+MAMF_SHIM = """
+import json, runpy, sys
+from icb_bench.kernels.backends import get_backend
+backend, dtype, path = sys.argv[1:4]
+sys.argv = [path, *sys.argv[4:]]
+with get_backend(backend).numeric_mode(dtype) as flags:
+    print("icb-bench numeric mode:", json.dumps(flags), flush=True)
+    runpy.run_path(path, run_name="__main__")
+"""
 
 class Loop(Protocol):
     """A prepared GEMM loop: ``run(seconds)`` -> median batch TFLOPS; ``close()`` frees it."""
@@ -233,27 +266,88 @@ def paired_ratio(num: list[float], den: list[float], goal: float | None = None,
     return out
 
 
-def run_mamf(path: str, dtype: str, out_dir: str, timeout_s: float) -> list[dict[str, Any]]:
-    """mamf-finder over its usual shape ranges: its best figure and wall time per invocation."""
-    results = []
-    for i, args in enumerate(MAMF_RUNS):
-        cmd = [sys.executable, path, *args, "--dtype", MAMF_DTYPES[dtype], "--output_file", f"{out_dir}/mamf-{i}.txt"]
+@dataclass(frozen=True)
+class MamfCall:
+    """How to invoke mamf-finder: its fetched file, the harness backend and dtype, where its
+    output files go, and the seconds each invocation may take before it is stopped."""
+
+    path: str
+    backend: str
+    dtype: str
+    out_dir: str
+    timeout_s: float
+    grace_s: float = MAMF_GRACE_S
+
+
+def _run_stoppable(cmd: list[str], cwd: str, timeout_s: float, grace_s: float) -> tuple[str, int | None, str]:
+    """(stdout + stderr, exit status, how it ended: ``finished``, ``stopped`` by SIGINT at
+    ``timeout_s``, or ``killed`` when it outlived ``grace_s`` after that)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # what it printed before a kill is not lost in a buffer
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ended = "finished"
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        ended = "stopped"
         try:
-            (proc, wall_s) = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s))
-            text, rc = proc.stdout + proc.stderr, proc.returncode
-        except subprocess.TimeoutExpired as exc:
-            text, rc, wall_s = f"timed out after {timeout_s:g} s: {exc.output or ''}", None, timeout_s
-        results.append({"args": " ".join(args), "rc": rc, "wall_s": wall_s, **parse_mamf(text), "tail": text[-600:]})
+            out, _ = proc.communicate(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            ended = "killed"
+            out, _ = proc.communicate()
+    return out or "", proc.returncode, ended
+
+
+def run_mamf(call: MamfCall) -> list[dict[str, Any]]:
+    """mamf-finder in each of its README's forms (:data:`MAMF_RUNS`): per invocation its summary
+    figures, how it ended (``status``) and its wall time; a failure is a ``status``, never raised."""
+    out_dir = os.path.abspath(call.out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    results = []
+    for form, args in MAMF_RUNS:
+        cmd = [sys.executable, "-c", MAMF_SHIM, call.backend, call.dtype, os.path.abspath(call.path), *args,
+               "--dtype", MAMF_DTYPES[call.dtype], "--output_file", os.path.join(out_dir, f"mamf-{form}.txt")]
+        (text, rc, ended), wall_s = timed(lambda: _run_stoppable(cmd, out_dir, call.timeout_s, call.grace_s))
+        figures = parse_mamf(text)
+        mode = re.search(r"^icb-bench numeric mode: (\{.*\})$", text, flags=re.M)
+        results.append({"form": form, "args": " ".join(args), "rc": rc, "wall_s": wall_s, "ended": ended,
+                        "numeric_mode": json.loads(mode.group(1)) if mode else None, **figures, "status": mamf_status(figures, text, rc, ended, call),
+                        "tail": _console_text(text)[-800:]})
     return results
 
 
+def _console_text(text: str) -> str:
+    """Its console output as lines (progress lines end in \\r, cleared with ESC[K)."""
+    return re.sub(r"\r|\033\[K", "\n", text)
+
+
+def mamf_status(figures: dict[str, Any], text: str, rc: int | None, ended: str, call: MamfCall) -> str:
+    """One line saying how an invocation ended and whether its figure counts."""
+    if ended == "killed":
+        return f"killed: still running {call.grace_s:g} s after SIGINT at {call.timeout_s:g} s; no figure"
+    if figures["tflops"] is None:
+        last = next((ln.strip() for ln in reversed(_console_text(text).splitlines()) if ln.strip()), "no output")
+        when = f"stopped at {call.timeout_s:g} s before a shape finished" if ended == "stopped" else f"exit {rc}"
+        return f"failed ({when}): {last[:200]}"
+    if ended == "stopped":
+        return f"stopped at its {call.timeout_s:g} s limit (SIGINT): best of {figures['shapes']} shapes so far"
+    return "finished" if rc == 0 else f"finished with exit {rc}"
+
+
 def parse_mamf(text: str) -> dict[str, Any]:
-    """mamf-finder's headline (TFLOPS, shape, which line) from its output; None where absent."""
-    for label, pattern in MAMF_PATTERNS:
-        found = re.findall(pattern, text, flags=re.I | re.M)
-        if found:
-            return {"tflops": float(found[-1][0]), "shape": "x".join(found[-1][1:]), "headline": label}
-    return {"tflops": None, "shape": None, "headline": None}
+    """mamf-finder's closing summary: the headline (:data:`MAMF_HEADLINE`) TFLOPS and shape, every
+    statistic's best, and the shapes tried; None where absent."""
+    out: dict[str, Any] = {"tflops": None, "shape": None, "headline": None, "shapes": None, "best": {}}
+    for stat, pattern in MAMF_PATTERNS.items():
+        found = re.findall(pattern, text, flags=re.M)
+        if found:  # the last summary counts (it prints one; a second after SIGINT would be newer)
+            out["best"][stat] = {"tflops": float(found[-1][0]), "shape": "x".join(found[-1][1:])}
+    shapes = re.findall(MAMF_SHAPES_PATTERN, text, flags=re.M)
+    out["shapes"] = int(shapes[-1]) if shapes else None
+    if MAMF_HEADLINE in out["best"]:
+        out.update(out["best"][MAMF_HEADLINE], headline=MAMF_HEADLINE)
+    return out
 
 
 def _cpus(text: str) -> list[int]:
@@ -280,7 +374,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--dtype", default="fp32", help="a harness dtype (kernels/dtypes.py)")
     ap.add_argument("--seconds", type=float, default=1.0, help="each tool's run per round")
     ap.add_argument("--rounds", type=int, default=15, help=f"paired rounds (at least {MIN_ROUNDS} to answer a goal)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: one per pinned CPU)")
@@ -292,11 +386,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--core-s", type=float, default=60.0, help="core phase the search budget is a share of")
     ap.add_argument("--warmup-s", type=float, default=3.0)
     ap.add_argument("--mamf", default=None, help="path of a fetched mamf-finder.py (CUDA only)")
-    ap.add_argument("--mamf-timeout", type=float, default=300.0, help="seconds each mamf-finder invocation may take")
+    ap.add_argument("--mamf-timeout", type=float, default=120.0,
+                    help="seconds each mamf-finder invocation may take (then SIGINT: it prints its best so far)")
     ap.add_argument("--out", default=".", help="directory for mamf-finder's output files")
     ap.add_argument("--json", default=None, help="write every figure here")
     args = ap.parse_args(argv)
-    for name in ("seconds", "grid_seconds", "batch_ms", "search_budget", "core_s"):
+    from icb_bench.kernels.dtypes import DTYPES
+
+    if args.dtype not in DTYPES:
+        ap.error(f"--dtype {args.dtype!r}: expected one of {', '.join(DTYPES)}")
+    if args.mamf is not None and not os.path.isfile(args.mamf):
+        ap.error(f"--mamf {args.mamf!r}: no such file (fetch mamf-finder.py first, see scripts/gpu-check.sh)")
+    for name in ("seconds", "grid_seconds", "batch_ms", "search_budget", "core_s", "mamf_timeout"):
         if not getattr(args, name) > 0:
             ap.error(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a positive number")
     if args.rounds < 1 or (args.threads is not None and args.threads < 1):
@@ -392,20 +493,52 @@ def main(argv: list[str] | None = None) -> int:
     report["load_avg_1m_per_round"] = rounds.load_avg_1m
     report["load_avg_end"] = os.getloadavg()
     report["harness_wall_s"] = choice["warmup_s"] + choice["wall_s"] + rounds.wall_s["harness"] / args.rounds
-    if args.mamf and args.device == "cuda":
-        mamf, mamf_s = timed(lambda: run_mamf(args.mamf, args.dtype, args.out, args.mamf_timeout))
-        best = max((m["tflops"] for m in mamf if m["tflops"]), default=None)
-        report["mamf"] = {"runs": mamf, "best_tflops": best, "wall_s": mamf_s}
-        if best:
-            report["ratios"]["harness/mamf-best"] = {"median": medians["harness"] / best, "note": "one mamf-finder figure"}
-            report["ratios"]["harness_wall/mamf_wall"] = {"median": report["harness_wall_s"] / mamf_s}
-    else:
-        report["mamf"] = {"skipped": "no --mamf path given" if not args.mamf else "mamf-finder needs --device cuda"}
+    skipped = mamf_skip_reason(args)
+    report["mamf"] = {"skipped": skipped} if skipped else {"pending": "mamf-finder runs after these figures"}
+    # every figure so far is printed and written before mamf-finder runs: its failure or a
+    # timeout of this whole step cannot lose them
     print_report(report, args)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
+    write_json(report, args.json)
+    if skipped:
+        print(f"mamf-finder skipped: {skipped}")
+        return 0
+    call = MamfCall(args.mamf, args.device, args.dtype, args.out, args.mamf_timeout)
+    print(f"mamf-finder: {len(MAMF_RUNS)} runs of at most {call.timeout_s:g} s each (+ {call.grace_s:g} s to stop), "
+          f"--dtype {MAMF_DTYPES[args.dtype]} under the harness's {args.dtype} numeric mode", flush=True)
+    runs, mamf_s = timed(lambda: run_mamf(call))
+    report["mamf"] = mamf_summary(runs, mamf_s, args.dtype)
+    if report["mamf"]["best_tflops"]:
+        report["ratios"]["harness/mamf-best"] = {"median": medians["harness"] / report["mamf"]["best_tflops"],
+                                                 "note": f"one mamf-finder figure (its best {MAMF_HEADLINE})"}
+        report["ratios"]["harness_wall/mamf_wall"] = {"median": report["harness_wall_s"] / mamf_s}
+    print_mamf(report)
+    write_json(report, args.json)
+    return 0 if report["mamf"]["best_tflops"] else 3
+
+
+def mamf_skip_reason(args: argparse.Namespace) -> str | None:
+    """Why mamf-finder is not run (None: it is)."""
+    if not args.mamf:
+        return "no --mamf path given"
+    if args.device != "cuda":
+        return "mamf-finder needs --device cuda"
+    if args.dtype not in MAMF_DTYPES:
+        return f"mamf-finder has no {args.dtype} GEMM"
+    return None
+
+
+def mamf_summary(runs: list[dict[str, Any]], wall_s: float, dtype: str) -> dict[str, Any]:
+    """The report's ``mamf`` object: every run, the best headline figure among them, the wall time."""
+    best = max((r for r in runs if r["tflops"]), key=lambda r: r["tflops"], default=None)
+    return {"runs": runs, "best_tflops": best["tflops"] if best else None, "best_shape": best["shape"] if best else None,
+            "best_form": best["form"] if best else None, "headline": MAMF_HEADLINE, "wall_s": wall_s,
+            "dtype": MAMF_DTYPES[dtype], "note": MAMF_DTYPE_NOTES.get(dtype)}
+
+
+def write_json(report: dict[str, Any], path: str | None) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2, default=str)
-    return 0
 
 
 def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
@@ -429,7 +562,21 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
                   f"  IQR [{r['iqr'][0]:.4f}, {r['iqr'][1]:.4f}]{verdict}")
         else:
             print(f"  {name:24s} {r['median']:.4f}")
-    print(f"mamf-finder: {json.dumps(report['mamf'].get('best_tflops', report['mamf'].get('skipped')))}")
+
+
+def print_mamf(report: dict[str, Any]) -> None:
+    """One line per mamf-finder run, then the comparison (or why there is none)."""
+    m = report["mamf"]
+    for r in m["runs"]:
+        others = ", ".join(f"{k} {v['tflops']:.1f}" for k, v in r["best"].items() if k != r["headline"])
+        figure = f"{r['tflops']:.1f} TFLOPS {r['headline']} @ {r['shape']} ({others}); " if r["tflops"] else ""
+        print(f"mamf-finder {r['form']} ({r['args']}): {figure}{r['status']}; {r['wall_s']:.1f} s")
+    if not m["best_tflops"]:
+        print("mamf-finder: no figure from any run (each run's line above says why)")
+        return
+    note = f" ({m['note']})" if m["note"] else ""
+    print(f"mamf-finder best: {m['best_tflops']:.1f} TFLOPS @ {m['best_shape']} ({m['best_form']}){note}; "
+          f"harness/mamf-best {report['ratios']['harness/mamf-best']['median']:.4f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -76,40 +77,193 @@ def test_rounds_alternate_their_order(pvp):
     assert rounds.tflops == {"A": [1.0] * 3, "B": [1.0] * 3, "C": [1.0] * 3} and len(rounds.load_avg_1m) == 3
 
 
-def test_mamf_headlines_of_every_format(pvp):
-    old = "The best outcome was 702.5TFLOPS @ 8192x4096x8192 (MxNxK) (tried 16 shapes)"
-    assert pvp.parse_mamf(old) == {"tflops": 702.5, "shape": "8192x4096x8192", "headline": "best"}
-    grid = "Tried 16 shapes => the best outcomes were:\nmean:   690.1 TFLOPS @ 4096x8192x8192 (MxNxK)\n" \
-           "median: 691.0 TFLOPS @ 4096x8192x8192 (MxNxK)\nmax:    700.2 TFLOPS @ 1024x8192x8192 (MxNxK)"
-    assert pvp.parse_mamf(grid)["tflops"] == 691.0 and pvp.parse_mamf(grid)["headline"] == "median"
+#: the console end of a finished mamf-finder run (benchmark version 2): its last progress line
+#: (ending in \r, cleared with ESC[K), then its closing summary. The lines are written from its
+#: print statements (finish()); the figures are test values.
+MAMF_END = (
+    "    80 |  540.1(mean)  541.0(median)  560.2(max) @ 20224x4096x4096      "
+    "| best:  612.3(mean)  615.8(median)  640.1(max) TFLOPS\r\033[K\n"
+    "Tried 80 shapes => the best outcomes were:\n"
+    "mean:   612.3 TFLOPS @ 11264x4096x4096 (MxNxK)\n"
+    "median: 615.8 TFLOPS @ 11264x4096x4096 (MxNxK)\n"
+    "max:    640.1 TFLOPS @ 19712x4096x4096 (MxNxK)\n"
+    "\n"
+    "Across 80 shapes in range: m=[0, 20480, 256] | n=[4096] | k=[4096] in this run:\n"
+    "arithmetic mean: 540.2 TFLOPS\n"
+    "geometric mean:  533.9 TFLOPS\n"
+    "\n"
+    "Legend: TFLOPS = 10**12 FLOPS\n"
+    "Elapsed time: 0:00:41\n"
+)
+#: its summary when stopped (SIGINT) during its 30 s warm-up: no shape tried, no configuration
+MAMF_END_IN_WARMUP = (
+    "Warming up the accelerator for 30 secs ... \033[K\n"
+    "Tried 0 shapes => the best outcomes were:\n"
+    "mean:   0.0 TFLOPS @ \n"
+    "median: 0.0 TFLOPS @ \n"
+    "max:    0.0 TFLOPS @ \n"
+)
+
+
+def test_mamf_summary_of_the_current_format(pvp):
+    got = pvp.parse_mamf(MAMF_END)
+    assert (got["tflops"], got["shape"], got["headline"], got["shapes"]) == (612.3, "11264x4096x4096", "mean", 80)
+    assert got["best"] == {"mean": {"tflops": 612.3, "shape": "11264x4096x4096"},
+                           "median": {"tflops": 615.8, "shape": "11264x4096x4096"},
+                           "max": {"tflops": 640.1, "shape": "19712x4096x4096"}}
+    # the progress line's "(median)" figures and the means across all shapes are not summaries
+    assert pvp.parse_mamf(MAMF_END.split("Tried")[0])["tflops"] is None
+    stopped_early = pvp.parse_mamf(MAMF_END_IN_WARMUP)
+    assert stopped_early["tflops"] is None and stopped_early["best"] == {} and stopped_early["shapes"] == 0
     assert pvp.parse_mamf("nothing useful")["tflops"] is None
+
+
+def test_mamf_arguments_are_its_readme_forms_and_dtypes_torch_names(pvp):
+    import torch
+
+    forms = dict(pvp.MAMF_RUNS)
+    assert forms["quick"] == ("--m_range", "0", "20480", "256", "--n", "4096", "--k", "4096")
+    assert forms["exhaustive-1024"] == tuple(
+        x for dim in "mnk" for x in (f"--{dim}_range", "0", "16384", "1024"))
+    for name in pvp.MAMF_DTYPES.values():
+        assert isinstance(getattr(torch, name), torch.dtype)  # mamf-finder does getattr(torch, --dtype)
+    assert "int8" not in pvp.MAMF_DTYPES
+
+
+#: a stand-in for mamf-finder with its console behaviour: the summary at the end, or on SIGINT
+#: (its Ctrl-C handler prints the best so far, then exits 1). The test blocks SIGINT before
+#: starting it (the mask is inherited); the fake unblocks it once its handler is set, so a
+#: SIGINT sent at any time reaches the handler, however slow the host.
+FAKE_MAMF = r"""
+import signal, sys, time
+mode = open(sys.argv[sys.argv.index("--output_file") + 1] + ".mode").read().strip()
+sys.stdout.write("icb-test argv: " + " ".join(sys.argv[1:]) + "\n")
+if mode == "fail":
+    raise ModuleNotFoundError("No module named 'packaging'")
+END = open(sys.argv[0] + ".end").read()
+def stop(signum, frame):
+    sys.stdout.write(END)
+    sys.exit(1)
+signal.signal(signal.SIGINT, signal.SIG_IGN if mode == "deaf" else stop)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+if mode == "finish":
+    sys.stdout.write(END)
+    sys.exit(0)
+while True:
+    sys.stdout.write("     1 |  1.0(mean)  1.0(median)  1.0(max) @ 256x4096x4096 | best: ...\r")
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def fake_mamf(tmp_path):
+    path = tmp_path / "mamf-finder.py"
+    path.write_text(FAKE_MAMF)
+    (tmp_path / "mamf-finder.py.end").write_text(MAMF_END)
+    return path
+
+
+def run_fake(pvp, fake_mamf, monkeypatch, mode, *, forms=1, timeout_s=300.0, grace_s=300.0):
+    monkeypatch.setattr(pvp, "MAMF_RUNS", pvp.MAMF_RUNS[:forms])
+    out = fake_mamf.parent / "out"
+    out.mkdir(exist_ok=True)
+    for form, _ in pvp.MAMF_RUNS:
+        (out / f"mamf-{form}.txt.mode").write_text(mode)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pvp.run_mamf(pvp.MamfCall(str(fake_mamf), "cpu", "fp32", str(out), timeout_s, grace_s))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def test_mamf_invocation_finished(pvp, fake_mamf, monkeypatch):
+    runs = run_fake(pvp, fake_mamf, monkeypatch, "finish", forms=2)
+    assert [r["form"] for r in runs] == ["quick", "exhaustive-1024"]
+    for r in runs:
+        assert r["status"] == "finished" and r["rc"] == 0 and (r["tflops"], r["shapes"]) == (612.3, 80)
+        # run under the harness's numeric mode, with its README's arguments, its dtype and an output file
+        assert r["numeric_mode"]["cuda.matmul.allow_tf32"] is False
+        assert r["numeric_mode"]["cuda.matmul.allow_fp16_reduced_precision_reduction"] is False
+        assert f"icb-test argv: {r['args']} --dtype float32 --output_file {fake_mamf.parent / 'out'}/mamf-" in r["tail"]
+
+
+def test_mamf_stopped_at_its_limit_keeps_its_best_so_far(pvp, fake_mamf, monkeypatch):
+    [r] = run_fake(pvp, fake_mamf, monkeypatch, "run", timeout_s=0.5)
+    assert r["ended"] == "stopped" and r["rc"] == 1 and r["tflops"] == 612.3
+    assert r["status"] == "stopped at its 0.5 s limit (SIGINT): best of 80 shapes so far"
+
+
+def test_mamf_that_ignores_sigint_is_killed(pvp, fake_mamf, monkeypatch):
+    [r] = run_fake(pvp, fake_mamf, monkeypatch, "deaf", timeout_s=0.5, grace_s=0.5)
+    assert r["ended"] == "killed" and r["tflops"] is None
+    assert r["status"] == "killed: still running 0.5 s after SIGINT at 0.5 s; no figure"
+
+
+def test_mamf_that_fails_says_why_in_one_line(pvp, fake_mamf, monkeypatch):
+    [r] = run_fake(pvp, fake_mamf, monkeypatch, "fail")
+    assert r["ended"] == "finished" and r["rc"] == 1 and r["tflops"] is None
+    assert r["status"] == "failed (exit 1): ModuleNotFoundError: No module named 'packaging'"
+
+
+def test_mamf_lines_of_the_report(pvp, capsys):
+    ok = {"form": "quick", "args": "--m 1", "wall_s": 41.0, "status": "finished", **pvp.parse_mamf(MAMF_END)}
+    bad = {"form": "exhaustive-1024", "args": "--m 2", "wall_s": 3.0, "status": "failed (exit 1): boom",
+           **pvp.parse_mamf("")}
+    report = {"mamf": pvp.mamf_summary([ok, bad], 44.0, "fp8"), "ratios": {}}
+    report["ratios"]["harness/mamf-best"] = {"median": 600.0 / 612.3}
+    pvp.print_mamf(report)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "mamf-finder quick (--m 1): 612.3 TFLOPS mean @ 11264x4096x4096 (median 615.8, max 640.1); finished; 41.0 s",
+        "mamf-finder exhaustive-1024 (--m 2): failed (exit 1): boom; 3.0 s",
+        "mamf-finder best: 612.3 TFLOPS @ 11264x4096x4096 (quick) (mamf-finder's fp8 GEMM writes an fp8 output "
+        "(the harness: bf16)); harness/mamf-best 0.9799"]
+    report["mamf"] = pvp.mamf_summary([bad], 3.0, "fp16")
+    pvp.print_mamf(report)
+    assert capsys.readouterr().out.splitlines()[-1] == "mamf-finder: no figure from any run (each run's line above says why)"
 
 
 def test_bad_arguments_are_one_line_errors(pvp, capsys):
     for argv, field in ((["--cpus", "x"], "--cpus"), (["--cpus", "4096"], "--cpus"), (["--seconds", "0"], "--seconds"),
-                        (["--grid-sizes", "a,b"], "--grid-sizes"), (["--rounds", "0"], "--rounds")):
+                        (["--grid-sizes", "a,b"], "--grid-sizes"), (["--rounds", "0"], "--rounds"),
+                        (["--dtype", "fp64"], "--dtype 'fp64': expected one of fp16"),
+                        (["--mamf", "/nonexistent/mamf-finder.py"], "--mamf '/nonexistent/mamf-finder.py': no such file"),
+                        (["--mamf-timeout", "0"], "--mamf-timeout")):
         with pytest.raises(SystemExit) as exc:
             pvp.parse_args(argv)
         assert exc.value.code == 2 and field in capsys.readouterr().err
 
 
-def test_tiny_real_run_on_the_cpu(pvp, tmp_path, monkeypatch, capsys):
+def test_tiny_real_run_on_the_cpu(pvp, tmp_path, monkeypatch, capsys, fake_mamf):
+    """A real run, with a mamf-finder that fails (CUDA-only in earnest: allowed on the CPU here):
+    every figure is printed and written before it runs, its failure is one line, the exit 3."""
     monkeypatch.delenv("ICB_BENCH_CPU_DEVICES", raising=False)
+    monkeypatch.setattr(pvp, "mamf_skip_reason", lambda args: None)
+    monkeypatch.setattr(pvp, "MAMF_RUNS", pvp.MAMF_RUNS[:1])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mamf-quick.txt.mode").write_text("fail")
     affinity = os.sched_getaffinity(0)
     try:
         code = pvp.main(["--threads", "1", "--cpus", str(min(affinity)), "--seconds", "0.05", "--rounds", "5",
                          "--grid-sizes", "64,128", "--grid-seconds", "0.02", "--search-budget", "0.5",
-                         "--warmup-s", "0.05", "--batch-ms", "5", "--json", str(tmp_path / "out.json")])
+                         "--warmup-s", "0.05", "--batch-ms", "5", "--json", str(tmp_path / "out.json"),
+                         "--mamf", str(fake_mamf), "--out", str(tmp_path / "out")])
     finally:
         import torch
 
         os.sched_setaffinity(0, affinity)
         torch.set_num_threads(len(affinity))
-    assert code == 0
+    assert code == 3
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["conditions"]["torch_threads"] == 1 and report["grid"]["shapes"] == 8
     assert set(report["ratios"]) == {"harness/grid-best", "harness/bare-chosen", "bare-chosen/grid-best"}
     for r in report["ratios"].values():
         assert r["rounds"] == 5 and r["ci_low"] <= r["median"] <= r["ci_high"]
     assert report["ratios"]["harness/grid-best"]["verdict"] in ("met", "not met", "inconclusive")
-    assert "paired rounds" in capsys.readouterr().out
+    assert report["mamf"]["best_tflops"] is None and report["mamf"]["runs"][0]["status"].startswith("failed (exit 1)")
+    out = capsys.readouterr().out
+    assert "paired rounds" in out and out.index("harness/grid-best") < out.index("mamf-finder quick")
+    assert out.splitlines()[-2:] == [
+        next(line for line in out.splitlines() if line.startswith("mamf-finder quick (")),
+        "mamf-finder: no figure from any run (each run's line above says why)"]
+    assert "ModuleNotFoundError: No module named 'packaging'" in out
