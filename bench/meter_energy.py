@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from .plan import MIN_ASSESSMENT_S
 from .power.base import PowerSample
@@ -236,7 +236,8 @@ def _polled_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) 
     if short:
         out.status, out.reason = "insufficient", f"{spec.source_id}: " + "; ".join(short)
         return out
-    return _polled_figure(out, spec, [float(r.power_w) for r in inside], window_s)  # type: ignore[arg-type]
+    powers = [float(r.power_w) for r in inside]  # type: ignore[arg-type]
+    return _polled_figure(out, spec, statistics.fmean(powers), len(powers), window_s, lambda: _stdev(powers))
 
 
 def _rate_shortfalls(spec: MeterSpec, period: float | None, window_s: float, rules: RackRules) -> list[str]:
@@ -249,13 +250,14 @@ def _rate_shortfalls(spec: MeterSpec, period: float | None, window_s: float, rul
     return short
 
 
-def _polled_figure(out: SourceEnergy, spec: MeterSpec, powers: list[float], window_s: float) -> SourceEnergy:
-    """``out`` with its figure: the mean power of the readings inside × the window, and its uncertainty."""
-    mean_w = statistics.fmean(powers)
+def _polled_figure(out: SourceEnergy, spec: MeterSpec, mean_w: float, n: int, window_s: float,
+                   stdev_w: Callable[[], float]) -> SourceEnergy:
+    """``out`` with its figure: ``mean_w``, the mean power of the ``n`` readings inside, × the
+    window, and its uncertainty (``stdev_w()``: their standard deviation)."""
     out.energy_j = mean_w * window_s
     comps = {"accuracy": spec.accuracy_rel}
     if mean_w > 0:
-        comps["sampling"] = _stdev(powers) / math.sqrt(len(powers)) / mean_w
+        comps["sampling"] = stdev_w() / math.sqrt(n) / mean_w
         comps["resolution"] = spec.resolution_w / math.sqrt(12) / mean_w
     out.components_rel = comps
     out.u_energy_j = _combine_rel(out.energy_j, comps)
@@ -342,8 +344,11 @@ def source_energy(series: MeterSeries, t_begin_s: float, t_end_s: float, rules: 
 class ReadingColumns:
     """One source's readings as numpy arrays, row for row what :class:`Reading` holds: ``float64``
     times, ``float64`` power and energy with NaN for a missing value, ``bool`` ok, and the source's
-    own timestamps (an object array of str/None; None: the source gives none). The arrays are the
-    caller's: this module never imports numpy on its own."""
+    own timestamps (an object array of str/None; None: the source gives none). Sorted by
+    ``t_begin_s``, equal times in recorded order, no NaN ``t_begin_s``: :meth:`of` sorts them.
+    ``accepted``/``good``/``instant`` (per reading: a value :class:`Reading` accepts, a successful
+    read with a power, an instantaneous reading) are derived when not given, and a :meth:`span`
+    carries them. The arrays are the caller's: this module never imports numpy on its own."""
 
     t_begin_s: Any
     t_end_s: Any
@@ -351,82 +356,132 @@ class ReadingColumns:
     energy_j: Any
     ok: Any
     source_time: Any = None
+    accepted: Any = None
+    good: Any = None
+    instant: Any = None
 
-    def __len__(self) -> int:
-        return len(self.t_begin_s)
+    def __post_init__(self) -> None:
+        if self.accepted is None:
+            import numpy as np
 
-    def take(self, index: Any) -> ReadingColumns:
-        """The readings at ``index`` (a boolean mask or positions), in that order."""
-        st = None if self.source_time is None else self.source_time[index]
-        return ReadingColumns(self.t_begin_s[index], self.t_end_s[index], self.power_w[index], self.energy_j[index],
-                              self.ok[index], st)
+            tb, te, pw, ej = self.t_begin_s, self.t_end_s, self.power_w, self.energy_j
+            # finite times in order, finite or missing values; and times whose midpoint cannot overflow
+            accepted = (np.abs(tb) < 1e300) & (np.abs(te) < 1e300) & (te >= tb) & ~np.isinf(pw) & ~np.isinf(ej)
+            object.__setattr__(self, "accepted", accepted)
+            object.__setattr__(self, "good", self.ok & ~np.isnan(pw))
+            object.__setattr__(self, "instant", te == tb)
+
+    @classmethod
+    def of(cls, t_begin_s: Any, t_end_s: Any, power_w: Any, energy_j: Any, ok: Any,
+           source_time: Any = None) -> ReadingColumns:
+        """Readings in recorded order, sorted; those without a t_begin_s (NaN) left out, as the
+        cut at the start of the load leaves them out (they are never after it)."""
+        import numpy as np
+
+        order = np.argsort(t_begin_s, kind="stable")
+        order = order[~np.isnan(t_begin_s[order])]
+        st = None if source_time is None else source_time[order]
+        return cls(t_begin_s[order], t_end_s[order], power_w[order], energy_j[order], ok[order], st)
+
+    def span(self, start: int, stop: int) -> ReadingColumns:
+        """The readings ``start:stop`` (views, derived arrays included)."""
+        cut = slice(start, stop)
+        return ReadingColumns(*(None if a is None else a[cut] for a in (
+            self.t_begin_s, self.t_end_s, self.power_w, self.energy_j, self.ok, self.source_time, self.accepted,
+            self.good, self.instant)))
 
 
 def source_energy_columns(spec: MeterSpec, cols: ReadingColumns, t_begin_s: float, t_end_s: float,
-                          rules: RackRules = RULES) -> SourceEnergy | None:
-    """:func:`source_energy` of the readings in ``cols``, vectorised, where they give the window a
-    figure: the same :class:`SourceEnergy`, bit for bit. None wherever they may not (a counter
-    source, a value :class:`Reading` refuses, a failed read inside, too few or stale readings, a
-    gap, a slow rate): the caller then builds the readings and asks :func:`source_energy`, whose
-    verdict and reason stand -- every refusal is judged, and worded, in one place."""
+                          since_s: float = -math.inf, rules: RackRules = RULES) -> SourceEnergy | None:
+    """:func:`source_energy` of the readings in ``cols`` from ``since_s`` on (``t_begin_s ≥
+    since_s``), vectorised, where they give the window a figure: the same :class:`SourceEnergy`
+    (``energy_j`` bit for bit; ``u_energy_j`` to float rounding). None wherever they may not (a
+    counter source, a value :class:`Reading` refuses, a failed read inside, too few or stale
+    readings, a gap, a slow rate): the caller then builds the readings and asks
+    :func:`source_energy`, whose verdict and reason stand -- every refusal is judged, and worded,
+    in one place."""
     import numpy as np  # lazily: the module stays importable without numpy (verify's purity)
 
-    if spec.method == "counter" or len(cols) == 0:
+    lo = int(cols.t_begin_s.searchsorted(since_s, side="left"))
+    if spec.method == "counter" or lo == len(cols.t_begin_s) or not cols.accepted[lo:].all():
         return None
+    c = cols.span(lo, len(cols.t_begin_s)) if lo else cols
     t0, t1 = t_begin_s, t_end_s
-    tb, te, pw = cols.t_begin_s, cols.t_end_s, cols.power_w
-    # what Reading refuses: a non-finite time or value, an interval that ends before it begins
-    if not (np.isfinite(tb).all() and np.isfinite(te).all() and (te >= tb).all()
-            and not np.isinf(pw).any() and not np.isinf(cols.energy_j).any()):
-        return None
-    good = cols.ok & ~np.isnan(pw)
-    # _polled_energy's edge rule: wholly outside (touching an edge is outside), straddling, inside
-    outside = (te < t0) | (tb > t1) | ((te > tb) & ((te <= t0) | (tb >= t1)))
-    straddles = ~outside & ((tb < t0) | (te > t1))
-    inside = ~outside & ~straddles
-    if (inside & ~good).any():
-        return None  # a failed read inside the window: missing
-    mid = 0.5 * (tb + te)
-    period = spec.period_s if spec.period_s is not None else _period_s(spec, np.sort(mid[good]).tolist())
+    tb, pw = c.t_begin_s, c.power_w
+    period = spec.period_s
+    if period is None:  # meter logs: the median spacing of the successful readings
+        period = _period_s(spec, np.sort((0.5 * (tb + c.t_end_s))[c.good]).tolist())
+    if c.instant.all():  # instantaneous readings: those inside are one run, their times the midpoints
+        i0, i1 = int(tb.searchsorted(t0, side="left")), int(tb.searchsorted(t1, side="right"))
+        if not c.good[i0:i1].all():
+            return None  # a failed read inside the window: missing
+        polls, dropped = slice(i0, i1), 0
+        polls_t = tb[polls]
+    else:
+        polls, dropped = _inside_polls(c, t0, t1)
+        if polls is None:
+            return None
+        polls_t = (0.5 * (tb + c.t_end_s))[polls]
     interval_s = max(period or rules.max_period_s, spec.interval_s)
-    window_s = t1 - t0
-    fresh = _covered_fresh(cols, inside & (mid >= t0) & (mid <= t1), mid, (t0, t1), interval_s, rules.coverage)
-    if fresh is None or _rate_shortfalls(spec, period, window_s, rules):
+    values = pw[polls]
+    fresh = _covered_fresh(polls_t, values, None if c.source_time is None else c.source_time[polls], (t0, t1),
+                           interval_s, rules.coverage)
+    if fresh is None or _rate_shortfalls(spec, period, t1 - t0, rules):
         return None
-    out = SourceEnergy(spec.source_id, spec.method, "missing", readings_inside=fresh,
-                       readings_dropped_at_edges=int(straddles.sum()))
-    return _polled_figure(out, spec, pw[inside].tolist(), window_s)
+    out = SourceEnergy(spec.source_id, spec.method, "missing", readings_inside=fresh, readings_dropped_at_edges=dropped)
+    mean_w = math.fsum(values.tolist()) / values.size  # statistics.fmean, as _polled_figure takes it
+    return _polled_figure(out, spec, mean_w, values.size, t1 - t0,
+                          lambda: math.sqrt(math.fsum(((values - mean_w) ** 2).tolist()) / (values.size - 1)))
 
 
-def _covered_fresh(cols: ReadingColumns, polled: Any, mid: Any, window: tuple[float, float], interval_s: float,
+def _inside_polls(c: ReadingColumns, t0: float, t1: float) -> tuple[Any, int]:
+    """(the readings wholly inside ``[t0, t1]`` in judge's order, those straddling an edge):
+    _polled_energy's edge rule on intervals; (None, 0) where the columns cannot say it exactly."""
+    import numpy as np
+
+    tb, te = c.t_begin_s, c.t_end_s
+    # wholly outside (an interval only touching an edge is outside), straddling, inside
+    outside = (te < t0) | (tb > t1) | ((te > tb) & ((te <= t0) | (tb >= t1)))
+    inside = ~outside & (tb >= t0) & (te <= t1)
+    if (inside & ~c.good).any():
+        return None, 0  # a failed read inside the window: missing
+    mid = 0.5 * (tb + te)
+    polls = np.flatnonzero(inside & (mid >= t0) & (mid <= t1))
+    polls = polls[np.argsort(mid[polls], kind="stable")]  # judge sorts the polls stably by t_s
+    n_inside = int(inside.sum())
+    if polls.size != n_inside:
+        return None, 0  # a midpoint rounded out of the window: judge would not count that reading
+    if c.source_time is not None and (np.diff(mid[polls]) == 0).any():
+        return None, 0  # equal midpoints of stamped readings: judge keeps their recorded order
+    return polls, int((~outside).sum()) - n_inside
+
+
+def _covered_fresh(polls_t: Any, values: Any, stamps: Any, window: tuple[float, float], interval_s: float,
                    rule: CoverageRule) -> int | None:
-    """How many new readings the polls hold where :func:`~icb_bench.bench.power.coverage.judge`
-    finds that they (no read error among them) cover the window: enough of them, no gap over the
-    limit, not stale; None where it would not."""
+    """How many new readings the polls (``polls_t`` in order, none a failed read) hold where
+    :func:`~icb_bench.bench.power.coverage.judge` finds that they cover the window: enough of
+    them, no gap over the limit, not stale; None where it would not."""
     import numpy as np
 
     t0, t1 = window
-    order = np.flatnonzero(polled)
-    order = order[np.argsort(mid[order], kind="stable")]  # judge sorts the polls stably by t_s
-    polls_t, values = mid[order], cols.power_w[order]
-    st = None if cols.source_time is None else cols.source_time[order]
-    stamped = st is not None and any(st)
+    stamped = stamps is not None and any(stamps)
     fresh_t = polls_t
     if stamped:
-        new = np.ones(order.size, dtype=bool)
+        new = np.ones(polls_t.size, dtype=bool)
         # a poll repeating the previous one's timestamp and value is that reading polled again
-        new[1:] = (st[1:] != st[:-1]) | (values[1:] != values[:-1])
+        new[1:] = (stamps[1:] != stamps[:-1]) | (values[1:] != values[:-1])
         fresh_t = polls_t[new]
-    window_s, limit_s = t1 - t0, rule.max_gap_s(interval_s)
-    if fresh_t.size < rule.min_inside(window_s, interval_s):
+    window_s, limit_s, n = t1 - t0, rule.max_gap_s(interval_s), fresh_t.size
+    if n == 0 or n < rule.min_inside(window_s, interval_s):
         return None
-    if float(np.diff(np.concatenate(([t0], fresh_t, [t1]))).max()) > limit_s:
+    inner_s = float((fresh_t[1:] - fresh_t[:-1]).max()) if n > 1 else 0.0
+    if max(float(fresh_t[0]) - t0, t1 - float(fresh_t[-1]), inner_s) > limit_s:
         return None
-    if stamped and fresh_t.size <= 1 and window_s > limit_s:
+    if stamped and n <= 1 and window_s > limit_s:
         return None
-    if not stamped and polls_t.size >= 2 and bool((values == values[0]).all()) and window_s >= rule.stale_after_s:
+    if not stamped and polls_t.size >= 2 and window_s >= rule.stale_after_s and values.min() == values.max():
         return None
-    return int(fresh_t.size)
+    return int(n)
 
 
 def meter_spec(entry: Mapping[str, Any], reader: Mapping[str, Any], poll_hz: float) -> MeterSpec:

@@ -36,18 +36,25 @@ class Trace:
     columns (:meth:`columns_of`) and as the rows the run read back (:meth:`rows`, built on first use)."""
 
     frame: Any  # the file's pandas DataFrame
-    #: row positions by source id (``_ANY``: a file without source ids)
-    groups: dict[str, Any]
-    #: the whole file's columns; None where a column has a type only the reading path takes
+    #: each row's source, numbered (-1: none), and the numbers by source id (``_ANY``: a file without ids)
+    codes: Any
+    code_of: dict[str, int]
+    #: every source's readings sorted by source, then t_begin_s (None: a column has a type only the
+    #: reading path takes), and each source's run of them
     columns: Any = None
+    spans: Any = None
     _rows: TraceRows | None = field(default=None, repr=False)
 
     def rows(self) -> TraceRows:
-        """Each source's rows, each cell as the run read it back (``bench/fleet_power.py``): a
-        missing number None, a non-text error None."""
+        """Each source's rows in recorded order, each cell as the run read it back
+        (``bench/fleet_power.py``): a missing number None, a non-text error None."""
         if self._rows is None:
+            import numpy as np
+
             rows = list(zip(*(_cells(self.frame, c) for c in _COLUMNS)))
-            self._rows = {sid: [rows[i] for i in idx.tolist()] for sid, idx in self.groups.items()}
+            order = np.argsort(self.codes, kind="stable")
+            cuts = np.searchsorted(self.codes[order], np.arange(len(self.code_of) + 1))
+            self._rows = {sid: [rows[i] for i in order[cuts[k]:cuts[k + 1]].tolist()] for sid, k in self.code_of.items()}
         return self._rows
 
     def rows_of(self, source_id: str) -> list[tuple[Any, ...]]:
@@ -56,10 +63,10 @@ class Trace:
 
     def columns_of(self, source_id: str) -> Any:
         """The source's :class:`~icb_bench.bench.meter_energy.ReadingColumns` (None: see ``columns``)."""
-        idx = self.groups.get(source_id, self.groups.get(_ANY))
-        if self.columns is None or idx is None:
+        k = self.code_of.get(source_id, self.code_of.get(_ANY))
+        if self.columns is None or k is None:
             return None
-        return self.columns.take(idx)
+        return self.columns.span(int(self.spans[k]), int(self.spans[k + 1]))
 
 
 def parse_trace(rel: str, data: bytes) -> Trace:
@@ -75,24 +82,35 @@ def parse_trace(rel: str, data: bytes) -> Trace:
     if "t_begin_s" not in df.columns or "t_end_s" not in df.columns:
         raise ValueError("has no t_begin_s/t_end_s columns")
     if "source_id" not in df.columns:
-        groups = {_ANY: np.arange(len(df))}
+        codes, code_of = np.zeros(len(df), dtype=np.intp), {_ANY: 0}
     else:
-        groups = {str(sid): idx for sid, idx in df.groupby("source_id", sort=False).indices.items()}
-    return Trace(df, groups, _columns(df))
+        # numbered in order of appearance; a row without a source (NaN) is no source's (-1)
+        codes, names = pd.factorize(df["source_id"], sort=False)
+        code_of = {str(sid): k for k, sid in enumerate(names)}
+    trace = Trace(df, codes, code_of)
+    cells = _columns(df)
+    if cells is not None:
+        from icb_bench.bench.meter_energy import ReadingColumns
+
+        # by source, then time, equal times in recorded order (lexsort is stable); a row without
+        # t_begin_s is never after the start of the load: left out
+        keep = np.flatnonzero((codes >= 0) & ~np.isnan(cells[0]))
+        order = keep[np.lexsort((cells[0][keep], codes[keep]))]
+        trace.columns = ReadingColumns(*(None if a is None else a[order] for a in cells))
+        trace.spans = np.searchsorted(codes[order], np.arange(len(code_of) + 1))
+    return trace
 
 
-def _columns(df: Any) -> Any:
-    """The file's :class:`~icb_bench.bench.meter_energy.ReadingColumns`, each cell what
-    :func:`_cells` reads (a missing number NaN); None unless every column is of a type that makes
-    that exact: float64 times and numbers (or no number at all), bool ok."""
+def _columns(df: Any) -> tuple[Any, ...] | None:
+    """The file's arrays of :class:`~icb_bench.bench.meter_energy.ReadingColumns`' fields in recorded
+    order, each cell what :func:`_cells` reads (a missing number NaN); None unless every column is
+    of a type that makes that exact: float64 times and numbers (or no number at all), bool ok."""
     import numpy as np
-
-    from icb_bench.bench.meter_energy import ReadingColumns
 
     def numbers(column: str, *, times: bool = False) -> Any:
         s = df[column] if column in df.columns else None
         if s is not None and s.dtype == np.float64:
-            return s.to_numpy(copy=False)
+            return s.to_numpy()
         if not times and (s is None or not s.notna().any()):
             return np.full(len(df), np.nan)
         return None
@@ -104,7 +122,7 @@ def _columns(df: Any) -> Any:
         return None
     stamped = "source_time" in df.columns and df["source_time"].notna().any()
     source_time = np.array(_cells(df, "source_time"), dtype=object) if stamped else None
-    return ReadingColumns(t_begin_s, t_end_s, power_w, energy_j, ok, source_time)
+    return t_begin_s, t_end_s, power_w, energy_j, ok, source_time
 
 
 def _cells(df: Any, column: str) -> list[Any]:
@@ -139,7 +157,7 @@ def source_energy_of(trace: Trace, source_id: str, spec: Any, t_load_s: float, w
 
     cols = trace.columns_of(source_id)
     if cols is not None:
-        got = source_energy_columns(spec, cols.take(cols.t_begin_s >= t_load_s), *window)
+        got = source_energy_columns(spec, cols, *window, since_s=t_load_s)
         if got is not None:
             return got
     return source_energy(MeterSeries(spec, _readings(trace.rows_of(source_id), t_load_s)), *window)
