@@ -4,15 +4,23 @@
 #
 #   PART=tests   GPU tests, harness-vs-bare overhead, power-sampler cost        (~4 min, cap 330 s)
 #   PART=peers   scripts/peak_vs_peers.py fp16: harness vs bare loop vs wide grid in paired
-#                rounds, and mamf-finder when a copy travels with the tree       (~6 min, cap 420 s)
+#                rounds (~3 min), then mamf-finder when a copy travels with the tree, its two
+#                README forms <= 90 s each (SIGINT: best so far)            (~6 min, cap 420 s)
 #   PART=bench   reference `bench run` of $REF_DTYPES (fp16,fp32), $REF_DURATION s core phase
 #                each (warm-up to steady state <= 90 s, search <= 10 % of the core) (~6 min, cap 420 s)
 #   PART=quick   `bench run --quick` of every dtype the card supports           (~2 min, cap 150 s)
 #   PART=tests,peers  several parts in order (mind the 600 s limit of one command)
 #
 # Every part first records the environment and sets up the package (no network on the device
-# machine: wheels from .whl/ when carried, else a link farm), and logs under $OUT (the device
-# tool brings back what is under $OUT; default ./gpu-check-out). steps.log has one line per step.
+# machine: wheels from .whl/ when carried, then a link farm of the tree) and checks that the
+# Python modules the parts need import, else it stops at once with one line. Logs go under
+# $OUT/logs, packed at the end into $OUT/gpu-check-<parts>.tgz (the device tool brings back at
+# most 8 files); $OUT/steps.log has one line per step. Any step that fails or runs past its cap
+# makes the last line "gpu-check FAILED: ..." and the exit status 1 (the other steps still run).
+#
+# The device image lacks pydantic (the CLI imports it). Before the run, here (network to PyPI):
+#   scripts/gpu-check.sh prepare        # wheels for the device's Python ($DEVICE_PYTHON, 3.12) in .whl/
+#   run(command="PART=tests scripts/gpu-check.sh", carry=[".whl", ".peers"])
 #
 # mamf-finder (stas00/ml-engineering compute/accelerator/benchmarks/mamf-finder.py) is never
 # committed: fetch it before the run into the gitignored .peers/ folder and carry it, e.g.
@@ -25,8 +33,24 @@
 # script's logic on a machine without a GPU (GPU tests skip; the reference run is --quick).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+#: packages the device image lacks (/work/.library/device/KINDS.md lists what it holds), with
+#: their dependencies, as wheels for its Python
+DEVICE_WHEELS=(pydantic)
+DEVICE_PYTHON=${DEVICE_PYTHON:-3.12}
+#: modules every part imports (lazily imported ones included: a missing one would fail late)
+MODULES=(torch numpy scipy pandas pyarrow yaml pydantic typer rich)
+if [ "${1:-}" = prepare ]; then
+  rm -rf .whl && mkdir -p .whl
+  python3 -m pip download -q --dest .whl --only-binary=:all: --python-version "$DEVICE_PYTHON" \
+    --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 "${DEVICE_WHEELS[@]}" \
+    || { echo "gpu-check prepare FAILED: pip download ${DEVICE_WHEELS[*]} for Python $DEVICE_PYTHON" >&2; exit 1; }
+  ls .whl
+  exit 0
+fi
 OUT=${OUT:-$PWD/gpu-check-out}
-mkdir -p "$OUT"
+LOGS=$OUT/logs
+mkdir -p "$LOGS"
+FAILED=()
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 DEV=${CHECK_DEVICE:-cuda}
@@ -35,12 +59,14 @@ REF_S=${REF_DURATION:-60}  # a re-check after code changes may pass a shorter co
 REF_DTYPES=${REF_DTYPES:-fp16,fp32}
 MAMF_FINDER=${MAMF_FINDER:-$PWD/.peers/mamf-finder.py}
 log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/steps.log"; }
-# run_step NAME CAP_S CMD...: CMD under a timeout, its exit status logged (124: it ran past CAP_S)
+# run_step NAME CAP_S CMD...: CMD under a timeout (its whole process group: no orphan keeps the
+# device busy), its exit status and wall time logged (124: it ran past CAP_S); a failure is kept
 run_step() {
-  local name=$1 cap=$2; shift 2
-  timeout "$cap" "$@"
+  local name=$1 cap=$2 t0=$SECONDS; shift 2
+  timeout --kill-after=10 "$cap" "$@"
   local rc=$?
-  echo "$name: exit $rc$([ $rc -eq 124 ] && echo " (timed out after $cap s)")" | tee -a "$OUT/steps.log"
+  echo "$name: exit $rc in $((SECONDS - t0)) s$([ $rc -eq 124 ] && echo " (timed out after $cap s)")" | tee -a "$OUT/steps.log"
+  [ $rc -eq 0 ] || FAILED+=("$name exit $rc")
   return 0
 }
 
@@ -64,78 +90,93 @@ setup() {
     uptime
     if [ "$DEV" = cuda ]; then nvidia-smi; nvidia-smi -q -d POWER,CLOCK,TEMPERATURE | head -120; fi
     $PY -c "import torch,sys;print(sys.version);print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device')"
-  } > "$OUT/env.txt" 2>&1
+  } > "$LOGS/env.txt" 2>&1
   if ls .whl/*.whl >/dev/null 2>&1; then
     log "install (offline, wheels from .whl/)"
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-      && export PYTHONPATH=/tmp/site
+    if $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      >> "$LOGS/env.txt" 2>&1; then export PYTHONPATH=/tmp/site; else log "install from .whl/ failed (see env.txt)"; fi
   fi
   # The package maps bench/, kernels/, verify/ under icb_bench: without pip, a link farm does the same.
   local farm=${TMPDIR:-/tmp}/icb-check-$$
   mkdir -p "$farm/icb_bench" && for d in bench kernels verify; do ln -sfn "$PWD/$d" "$farm/icb_bench/$d"; done
   export PYTHONPATH=$farm:${PYTHONPATH:-}
   BENCH=("$PY" -m icb_bench.bench.cli)
-  $PY -c "import icb_bench.bench.cli, icb_bench.kernels.gemm; print('import ok')" 2>&1 | tee -a "$OUT/steps.log"
+  local need=("${MODULES[@]}")
+  [[ ",$PARTS," == *,tests,* ]] && need+=(pytest)
+  [ "$DEV" = cuda ] && need+=(pynvml)
+  local missing
+  missing=$($PY -c "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))" "${need[@]}")
+  if [ -n "$missing" ]; then
+    echo "gpu-check FAILED: setup: $PY lacks $missing (a package the device image lacks: add it to DEVICE_WHEELS, run scripts/gpu-check.sh prepare here, carry .whl)" | tee -a "$OUT/steps.log"
+    exit 1
+  fi
+  if ! $PY -c "import icb_bench.bench.cli, icb_bench.kernels.gemm" > "$LOGS/import.txt" 2>&1; then
+    echo "gpu-check FAILED: setup: icb_bench does not import: $(tail -1 "$LOGS/import.txt")" | tee -a "$OUT/steps.log"
+    exit 1
+  fi
+  log "import ok"
 }
 
 part_tests() {
   local s=8
   [ "$DEV" = cpu ] && s=0.5
   log "GPU tests"
-  run_step pytest-gpu 150 $PY -m pytest -q -m gpu -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
-  tail -15 "$OUT/pytest-gpu.log"
+  # a test file broken elsewhere must not cost the GPU tests of the others (it still fails the step)
+  run_step pytest-gpu 150 $PY -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors tests \
+    > "$LOGS/pytest-gpu.log" 2>&1
+  tail -15 "$LOGS/pytest-gpu.log"
   log "harness vs bare torch.mm (fp16, fp32 with TF32 off)"
-  run_step gemm-overhead 100 $PY scripts/gemm_overhead.py --device "$DEV" --seconds "$s" > "$OUT/gemm_overhead.txt" 2>&1
-  tail -12 "$OUT/gemm_overhead.txt"
+  run_step gemm-overhead 100 $PY scripts/gemm_overhead.py --device "$DEV" --seconds "$s" > "$LOGS/gemm_overhead.txt" 2>&1
+  tail -12 "$LOGS/gemm_overhead.txt"
   log "power sampler cost"
-  run_step sampler-overhead 60 $PY scripts/sampler_overhead.py --device "$DEV" --seconds "$s" > "$OUT/sampler_overhead.txt" 2>&1
-  tail -6 "$OUT/sampler_overhead.txt"
+  run_step sampler-overhead 60 $PY scripts/sampler_overhead.py --device "$DEV" --seconds "$s" > "$LOGS/sampler_overhead.txt" 2>&1
+  tail -6 "$LOGS/sampler_overhead.txt"
 }
 
 part_peers() {
-  local args=(--device "$DEV" --json "$OUT/peak_vs_peers.json")
-  if [ "$DEV" = cuda ]; then
-    args+=(--dtype fp16 --seconds 2 --rounds 9 --grid-seconds 0.15 --mamf-timeout 180)
+  local args=(--device "$DEV" --json "$LOGS/peak_vs_peers.json")
+  if [ "$DEV" = cuda ]; then  # ~3 min before mamf-finder, then two runs of <= 90 s each (<= 420 s)
+    args+=(--dtype fp16 --seconds 2 --rounds 9 --grid-seconds 0.15 --mamf-timeout 90)
   else  # dry run: one core, a two-size grid, the smallest durations that still answer
     args+=(--dtype fp32 --seconds 0.2 --rounds 5 --grid-seconds 0.02 --search-budget 1 --warmup-s 0.3 --threads 1 --grid-sizes 128,256)
   fi
   log "peer comparison: harness vs bare loop vs wide grid, mamf-finder if carried"
   if [ "$DEV" = cuda ] && [ -f "$MAMF_FINDER" ]; then
-    args+=(--mamf "$MAMF_FINDER" --out "$OUT")
+    args+=(--mamf "$MAMF_FINDER" --out "$LOGS")
     echo "mamf-finder: $MAMF_FINDER" | tee -a "$OUT/steps.log"
   else
     echo "mamf-finder skipped: no copy at $MAMF_FINDER (fetch it into .peers/ and carry .peers, or set MAMF_FINDER)$([ "$DEV" = cpu ] && echo '; and it needs CUDA')" \
       | tee -a "$OUT/steps.log"
   fi
-  run_step peak-vs-peers 420 $PY scripts/peak_vs_peers.py "${args[@]}" > "$OUT/peak_vs_peers.txt" 2>&1
-  tail -16 "$OUT/peak_vs_peers.txt"
+  run_step peak-vs-peers 420 $PY scripts/peak_vs_peers.py "${args[@]}" > "$LOGS/peak_vs_peers.txt" 2>&1
+  tail -16 "$LOGS/peak_vs_peers.txt"
 }
 
 part_bench() {
   local args=(--backend "$BACKEND" --dtypes "$REF_DTYPES" --duration "$REF_S")
   [ "$DEV" = cpu ] && args=(--backend cpu --dtypes fp32 --quick --duration "${REF_DURATION:-1}")
   log "reference run: ${args[*]}"
-  run_step reference 420 "${BENCH[@]}" run "${args[@]}" --out "$OUT/reference" --json > "$OUT/reference.json" 2> "$OUT/reference.stderr"
-  "${BENCH[@]}" show "$OUT/reference" > "$OUT/reference.txt" 2>&1
-  tail -25 "$OUT/reference.txt"
+  run_step reference 420 "${BENCH[@]}" run "${args[@]}" --out "$LOGS/reference" --json > "$LOGS/reference.json" 2> "$LOGS/reference.stderr"
+  run_step reference-show 60 "${BENCH[@]}" show "$LOGS/reference" > "$LOGS/reference.txt" 2>&1
+  tail -25 "$LOGS/reference.txt"
 }
 
 part_quick() {
   local dtypes=all
   [ "$DEV" = cpu ] && dtypes=fp32
   log "quick run: dtypes $dtypes"
-  run_step quick-all 150 "${BENCH[@]}" run --backend "$BACKEND" --dtypes "$dtypes" --quick --out "$OUT/quick-all" --json \
-    > "$OUT/quick-all.json" 2> "$OUT/quick-all.stderr"
-  "${BENCH[@]}" show "$OUT/quick-all" > "$OUT/quick-all.txt" 2>&1
-  tail -20 "$OUT/quick-all.txt"
+  run_step quick-all 150 "${BENCH[@]}" run --backend "$BACKEND" --dtypes "$dtypes" --quick --out "$LOGS/quick-all" --json \
+    > "$LOGS/quick-all.json" 2> "$LOGS/quick-all.stderr"
+  run_step quick-all-show 60 "${BENCH[@]}" show "$LOGS/quick-all" > "$LOGS/quick-all.txt" 2>&1
+  tail -20 "$LOGS/quick-all.txt"
 }
 
 setup
 for p in "${PART_LIST[@]}"; do "part_$p"; done
-# one archive per run: the device tool brings back a limited number of files
-records=()
-for d in reference quick-all; do [ -d "$OUT/$d" ] && records+=("$d"); done
-if [ ${#records[@]} -gt 0 ]; then
-  tar czf "$OUT/records-${PARTS//,/-}.tgz" -C "$OUT" "${records[@]}" && rm -rf "${records[@]/#/$OUT/}"
+# one archive of every log and record: the device tool brings back at most 8 files
+if tar czf "$OUT/gpu-check-${PARTS//,/-}.tgz" -C "$OUT" logs; then rm -rf "$LOGS"; else FAILED+=("archive of $LOGS"); fi
+if [ ${#FAILED[@]} -gt 0 ]; then
+  log "gpu-check FAILED: ${FAILED[*]} (parts $PARTS; steps.log and the archive say more)"
+  exit 1
 fi
 log "done ($PARTS)"
