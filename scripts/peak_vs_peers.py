@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -255,7 +256,11 @@ def paired_ratio(num: list[float], den: list[float], goal: float | None = None,
     and, given a ``goal``, the verdict."""
     if len(num) != len(den) or not num:
         raise ValueError(f"paired ratio needs equally many rounds on both sides, got {len(num)} and {len(den)}")
-    ratios = [a / b for a, b in zip(num, den)]
+    return ratio_summary([a / b for a, b in zip(num, den)], goal, confidence)
+
+
+def ratio_summary(ratios: list[float], goal: float | None = None, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """Median, bootstrap interval and IQR of paired per-round ``ratios`` and, given a ``goal``, the verdict."""
     low, high = median_interval(ratios, confidence)
     q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
     out: dict[str, Any] = {"median": statistics.median(ratios), "ci_low": low, "ci_high": high,
@@ -264,6 +269,62 @@ def paired_ratio(num: list[float], den: list[float], goal: float | None = None,
         out["goal"] = goal
         out["verdict"], out["why"] = goal_verdict(low, high, goal, len(ratios))
     return out
+
+
+class PoolError(ValueError):
+    """Reports that cannot be pooled (one line: which file, which field, what was expected)."""
+
+
+#: what pooled reports must share: a ratio pooled across devices or dtypes answers nothing
+POOL_SAME: tuple[str, ...] = ("device", "backend", "dtype")
+
+
+def pool_reports(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every paired round of several reports (``--json`` files of separate runs, each with its
+    own search and grid) as one sample per ratio: the figure then covers the search's run-to-run
+    choice too. The reports must share :data:`POOL_SAME`."""
+    if not reports:
+        raise PoolError("--pool: no report given")
+    first_name, first = next(iter(reports.items()))
+    pooled: dict[str, list[float]] = {name: [] for name, _, _ in RATIOS}
+    for path, rep in reports.items():
+        for key in POOL_SAME:
+            if rep.get(key) != first.get(key):
+                raise PoolError(f"{path}: {key} {rep.get(key)!r}, expected {first.get(key)!r} as in {first_name}")
+        for name in pooled:
+            values = ((rep.get("ratios") or {}).get(name) or {}).get("ratios")
+            if not isinstance(values, list) or not values or \
+                    not all(isinstance(v, (int, float)) and v > 0 and math.isfinite(v) for v in values):
+                raise PoolError(f"{path}: ratios.{name}.ratios: expected a list of positive per-round ratios")
+            pooled[name].extend(float(v) for v in values)
+    return {"pooled": list(reports), **{k: first.get(k) for k in POOL_SAME},
+            "ratios": {name: ratio_summary(values, GOALS.get(name)) for name, values in pooled.items()}}
+
+
+def load_reports(paths: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``--json`` reports at ``paths`` (PoolError naming the file that cannot be read)."""
+    out = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                out[path] = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise PoolError(f"{path}: cannot read a report ({exc})") from None
+        if not isinstance(out[path], dict):
+            raise PoolError(f"{path}: expected a report object")
+    return out
+
+
+def print_ratios(ratios: dict[str, dict[str, Any]]) -> None:
+    """One line per ratio: median, interval, IQR and verdict where it has them."""
+    for name, r in ratios.items():
+        line = f"  {name:24s} {r['median']:.4f}"
+        if "ci_low" in r:
+            line += (f"  {r['confidence']:.0%} CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+                     f"  IQR [{r['iqr'][0]:.4f}, {r['iqr'][1]:.4f}]")
+        if "verdict" in r:
+            line += f"  {r['verdict']} vs {r['goal']:g}: {r['why']}"
+        print(line)
 
 
 @dataclass(frozen=True)
@@ -390,6 +451,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="seconds each mamf-finder invocation may take (then SIGINT: it prints its best so far)")
     ap.add_argument("--out", default=".", help="directory for mamf-finder's output files")
     ap.add_argument("--json", default=None, help="write every figure here")
+    ap.add_argument("--pool", nargs="+", metavar="REPORT", default=None,
+                    help="measure nothing: pool the paired rounds of these --json reports (same device and dtype)")
     args = ap.parse_args(argv)
     from icb_bench.kernels.dtypes import DTYPES
 
@@ -448,6 +511,8 @@ def brute_force_grid(backend: Any, args: argparse.Namespace, free_b: int) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pool:
+        return pool_main(args.pool, args.json)
     conditions = pin_conditions(args.threads, args.cpus)  # first: every GEMM below runs under them
 
     from icb_bench.kernels.backends import get_backend
@@ -516,6 +581,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report["mamf"]["best_tflops"] else 3
 
 
+def pool_main(paths: list[str], json_path: str | None) -> int:
+    """``--pool``: print (and write) the pooled ratios; a bad report is one line, exit 2."""
+    try:
+        pooled = pool_reports(load_reports(paths))
+    except PoolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rounds = pooled["ratios"][RATIOS[0][0]]["rounds"]
+    print(f"{pooled['device']} ({pooled['backend']}, {pooled['dtype']}): {len(paths)} reports pooled, {rounds} paired rounds")
+    print_ratios(pooled["ratios"])
+    write_json(pooled, json_path)
+    return 0
+
+
 def mamf_skip_reason(args: argparse.Namespace) -> str | None:
     """Why mamf-finder is not run (None: it is)."""
     if not args.mamf:
@@ -555,13 +634,7 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
           f"chosen shape's brief rank in the grid: {g['chosen_brief_rank']}")
     for name, v in report["sustained"].items():
         print(f"  {name:12s} median {v['median_tflops']:10.4f} TFLOPS   wall {v['wall_s']:7.1f} s")
-    for name, r in report["ratios"].items():
-        if "ci_low" in r:
-            verdict = f"  {r['verdict']} vs {r['goal']:g}: {r['why']}" if "verdict" in r else ""
-            print(f"  {name:24s} {r['median']:.4f}  {r['confidence']:.0%} CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
-                  f"  IQR [{r['iqr'][0]:.4f}, {r['iqr'][1]:.4f}]{verdict}")
-        else:
-            print(f"  {name:24s} {r['median']:.4f}")
+    print_ratios(report["ratios"])
 
 
 def print_mamf(report: dict[str, Any]) -> None:

@@ -267,3 +267,44 @@ def test_tiny_real_run_on_the_cpu(pvp, tmp_path, monkeypatch, capsys, fake_mamf)
         next(line for line in out.splitlines() if line.startswith("mamf-finder quick (")),
         "mamf-finder: no figure from any run (each run's line above says why)"]
     assert "ModuleNotFoundError: No module named 'packaging'" in out
+
+
+def _report(ratios: dict[str, list[float]], **meta: str) -> dict:
+    return {"device": "AMD EPYC", "backend": "cpu", "dtype": "fp32", **meta,
+            "ratios": {name: {"ratios": values} for name, values in ratios.items()}}
+
+
+def test_pooled_reports_are_one_sample_of_every_round(pvp, tmp_path, capsys):
+    names = [name for name, _, _ in pvp.RATIOS]
+    # each run alone straddles the goal; together their rounds decide it
+    a = _report({n: [0.96, 0.99, 1.01, 1.02, 0.98] for n in names})
+    b = _report({n: [1.00, 1.01, 0.97, 1.03, 1.02, 0.99] for n in names})
+    pooled = pvp.pool_reports({"a.json": a, "b.json": b})
+    r = pooled["ratios"]["harness/grid-best"]
+    assert r["rounds"] == 11 and r["ratios"] == a["ratios"][names[0]]["ratios"] + b["ratios"][names[0]]["ratios"]
+    assert r["median"] == pytest.approx(1.0) and r["verdict"] in ("met", "inconclusive")
+    assert "verdict" not in pooled["ratios"]["harness/bare-chosen"]  # no goal on the overhead ratio
+    paths = []
+    for name, rep in (("a.json", a), ("b.json", b)):
+        paths.append(str(tmp_path / name))
+        Path(paths[-1]).write_text(json.dumps(rep))
+    out = tmp_path / "pooled.json"
+    assert pvp.main(["--pool", *paths, "--json", str(out)]) == 0
+    assert "2 reports pooled, 11 paired rounds" in capsys.readouterr().out
+    assert json.loads(out.read_text())["ratios"]["harness/grid-best"]["rounds"] == 11
+
+
+def test_pooling_refuses_reports_of_other_devices_or_without_rounds(pvp, tmp_path, capsys):
+    names = [name for name, _, _ in pvp.RATIOS]
+    good = _report({n: [1.0] * 5 for n in names})
+    with pytest.raises(pvp.PoolError, match=r"b.json: dtype 'fp16', expected 'fp32' as in a.json"):
+        pvp.pool_reports({"a.json": good, "b.json": {**good, "dtype": "fp16"}})
+    broken = _report({n: [1.0] * 5 for n in names})
+    broken["ratios"]["harness/grid-best"]["ratios"] = [1.0, float("nan")]
+    with pytest.raises(pvp.PoolError, match=r"c.json: ratios.harness/grid-best.ratios: expected a list"):
+        pvp.pool_reports({"a.json": good, "c.json": broken})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert pvp.main(["--pool", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}: cannot read a report")
