@@ -96,6 +96,8 @@ def _dict(v: Any) -> dict[str, Any]:
 
 def finite(v: Any) -> float | None:
     """A finite JSON number (not a bool), else None."""
+    if type(v) is float:  # the common case in one test (float(v) would be v itself)
+        return v if math.isfinite(v) else None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     f = float(v)
@@ -148,27 +150,32 @@ def window_flops(m: Mapping[str, Any], offset_s: float, t0: float, t1: float) ->
         ok = False
     if not ok:
         raise ValueError("samples.batch_time_ms holds a time that is not a positive number")
-    times = bt
     if per_gemm is None or per_gemm <= 0 or b is None or e is None or e <= b:
         raise ValueError("no flops_per_gemm or core_window")
     per_batch = per_gemm * iters
     total = finite(m.get("flops_total"))
-    if total is not None and not _close(per_batch * len(times), total):
-        raise ValueError(f"its batches add up to {per_batch * len(times):.6g} FLOPs, not its flops_total {total:.6g}")
-    scale_s = (e - b) / cum[-1]  # wall seconds per device ms: the host's gaps spread evenly
+    if total is not None and not _close(per_batch * len(bt), total):
+        raise ValueError(f"its batches add up to {per_batch * len(bt):.6g} FLOPs, not its flops_total {total:.6g}")
+    last = cum[-1]  # > 0: every time is
+    scale_s = (e - b) / last  # wall seconds per device ms: the host's gaps spread evenly
     begin = b - offset_s
+    # a window that holds the whole core phase (the usual case) needs no search
+    u0, u1 = (t0 - begin) / scale_s, (t1 - begin) / scale_s
+    done0 = 0.0 if u0 <= 0 else _batches_done(u0, cum, bt)
+    done1 = float(len(cum)) if u1 >= last else _batches_done(u1, cum, bt)
+    return per_batch * (done1 - done0)
 
-    def done(t: float) -> float:
-        u = (t - begin) / scale_s
-        if u <= 0:
-            return 0.0
-        if u >= cum[-1]:
-            return float(len(cum))
-        i = bisect.bisect_right(cum, u)
-        start = cum[i - 1] if i else 0.0
-        return i + (u - start) / times[i]  # type: ignore[operator]
 
-    return per_batch * (done(t1) - done(t0))
+def _batches_done(u: float, cum: list[float], times: list[float]) -> float:
+    """Batches done ``u`` device ms into the core phase (``cum``: the running sums of ``times``),
+    the batch under way pro-rated."""
+    if u <= 0:
+        return 0.0
+    if u >= cum[-1]:
+        return float(len(cum))
+    i = bisect.bisect_right(cum, u)
+    start = cum[i - 1] if i else 0.0
+    return i + (u - start) / times[i]
 
 
 def _is_good(m: Mapping[str, Any]) -> bool:
