@@ -53,6 +53,8 @@ _ABSURD = 1e15
 
 def num(v: Any) -> float | None:
     """A finite, physically possible number from a record field, or None."""
+    if type(v) is float:  # the common case in one test (float(v) would be v itself)
+        return v if math.isfinite(v) and abs(v) < _ABSURD else None
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -169,9 +171,14 @@ def _is_rack(agg: dict[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class _Datasheet:
+    """A model name's entry in the peak table and what a sample takes from it, read once per name."""
+
     entry: Any  # PeakEntry | None
     fp16: float | None
     ceiling: float | None
+    key: str  # the table's key, or the normalised name
+    source: str | None
+    kind: str | None
 
 
 class _Collector:
@@ -181,7 +188,6 @@ class _Collector:
         self.site_racks = {r.name: r for r in site.racks} if site is not None else None
         self.site_name = f"site file {site.site!r}" if site is not None else "the site file"
         self.out = Collected()
-        self.key_of: dict[str, str] = {}
         self.host_rack: dict[str, str] = {}
         self.by_dev: dict[tuple[Any, ...], list[DeviceSample]] = {}
         self.sheets: dict[str, _Datasheet] = {}
@@ -193,12 +199,6 @@ class _Collector:
         self.over_datasheet = float(bounds["device_over_datasheet_rel"])
         self.over_best_device = float(bounds["rack_over_best_device_rel"])
 
-    def model_key(self, model: str) -> str:
-        if model not in self.key_of:
-            entry = self.peaks.match(model)
-            self.key_of[model] = entry.key if entry else normalise_model(model)
-        return self.key_of[model]
-
     def datasheet(self, model: str) -> _Datasheet:
         """The table's entry for a model name, with its figures per measured device as floats
         (computed once per name)."""
@@ -206,8 +206,9 @@ class _Collector:
         if got is None:
             e = self.peaks.match(model)
             # per measured device: a card that shows up as several dies is measured die by die
-            got = self.sheets[model] = _Datasheet(e, float(e.device_fp16_tflops) if e else None,
-                                                  float(e.ceiling_tflops / e.dies_per_card) if e else None)
+            got = self.sheets[model] = _Datasheet(
+                e, float(e.device_fp16_tflops) if e else None, float(e.ceiling_tflops / e.dies_per_card) if e else None,
+                e.key if e else normalise_model(model), e.source if e else None, e.kind if e else None)
         return got
 
     # ---------------------------------------------------------------- records
@@ -297,16 +298,17 @@ class _Collector:
                 f"{label}: {tflops:g} TFLOPS is above the datasheet dense FP16 ceiling {sheet.ceiling:g} "
                 f"of {entry.name} by more than {self.over_datasheet:.0%}: not physically possible; counted as a failed device")
         self._note_record_peak(label, m, sheet)
-        model = self.model_key(raw_model)
+        model = sheet.key
         dev = _device_id(run_id, m.get("host"), m.get("device"), info)
         op = self.op_of[id(m)] = point_of(model, label, m, node)
+        domestic = info.get("domestic")
         self._add(dev, seen, DeviceSample(
             tflops=tflops if ok else 0.0,  # type: ignore[arg-type]
             valid=ok,
             peak=sheet.fp16,
-            peak_source=entry.source if entry else None,
-            peak_kind=entry.kind if entry else None,
-            domestic=info.get("domestic") if isinstance(info.get("domestic"), bool) else None,
+            peak_source=sheet.source,
+            peak_kind=sheet.kind,
+            domestic=domestic if isinstance(domestic, bool) else None,
             model=model,
             raw_model=raw_model,
             rack_id=rack_id,
@@ -351,12 +353,10 @@ class _Collector:
             if dev in seen:
                 continue  # its FP16 measurement is in this run
             sheet = self.datasheet(str(info["model"]))
-            entry = sheet.entry
             label = f"{run_id}/device {d} (failed: {error})"
-            model = self.model_key(str(info["model"]))
+            model = sheet.key
             self._add(dev, seen, DeviceSample(
-                tflops=0.0, valid=False, peak=sheet.fp16,
-                peak_source=entry.source if entry else None, peak_kind=entry.kind if entry else None,
+                tflops=0.0, valid=False, peak=sheet.fp16, peak_source=sheet.source, peak_kind=sheet.kind,
                 domestic=info.get("domestic") if isinstance(info.get("domestic"), bool) else None,
                 model=model, raw_model=str(info["model"]),
                 rack_id=self.host_rack.get(str(host)), label=label,
