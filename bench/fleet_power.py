@@ -163,8 +163,7 @@ def _readings_of(run_dir: Path, entry: dict[str, Any], site_dir: Path, spec: Any
 
         log = load_meter_log(site_dir / spec.path, spec.format, scope=entry["scope"], accuracy_rel=entry["accuracy_rel"],
                              tz=getattr(spec, "tz", None))
-        return ([Reading(r.t_begin_s, r.t_end_s, r.power_w, r.energy_j)
-                 for r in log.to_timeline(timeline["epoch_s"], timeline["monotonic_s"])], dict(log.describe()))
+        return log.to_timeline(timeline["epoch_s"], timeline["monotonic_s"]), dict(log.describe())
     if not entry.get("trace_file"):
         return [], dict(entry.get("reader") or {})
     df = _read_power(run_dir, entry["trace_file"])

@@ -66,6 +66,7 @@ from typing import Any, Callable
 
 from ..audit_figures import POWER_BOUNDS_W
 from ..bounded_read import UnreadableFile, read_regular_file
+from ..meter_energy import Reading
 from .base import PowerError
 
 #: the largest log read (a 1 Hz PTDaemon log of a week is ~60 MiB: split longer logs per run)
@@ -127,16 +128,6 @@ class MeterReading:
 
 
 @dataclass(frozen=True)
-class TimelineReading:
-    """A :class:`MeterReading` moved onto a monotonic timeline (rank 0's ``time.monotonic()``)."""
-
-    t_begin_s: float
-    t_end_s: float
-    power_w: float
-    energy_j: float | None = None
-
-
-@dataclass(frozen=True)
 class MeterLogSource:
     """Where the readings came from: enough for an assessor to find and check the same file."""
 
@@ -164,13 +155,14 @@ class MeterLog:
     resolution_w: float
     accuracy_rel: float | None = None
 
-    def to_timeline(self, epoch_s: float, monotonic_s: float) -> list[TimelineReading]:
+    def to_timeline(self, epoch_s: float, monotonic_s: float) -> list[Reading]:
         """The readings on a monotonic timeline given one pair of clock readings taken together
-        (the fleet manifest's ``timeline``): ``t = epoch - epoch_s + monotonic_s``."""
+        (the fleet manifest's ``timeline``): ``t = epoch - epoch_s + monotonic_s``, as the
+        rack arithmetic's own :class:`~icb_bench.bench.meter_energy.Reading`."""
         if not (_finite(epoch_s) and _finite(monotonic_s)):
             raise ValueError(f"timeline (epoch_s={epoch_s!r}, monotonic_s={monotonic_s!r}): expected two finite numbers of seconds")
         shift = monotonic_s - epoch_s
-        return [TimelineReading(r.t_begin_epoch_s + shift, r.t_end_epoch_s + shift, r.power_w, r.energy_j) for r in self.readings]
+        return [Reading(r.t_begin_epoch_s + shift, r.t_end_epoch_s + shift, r.power_w, r.energy_j) for r in self.readings]
 
     def describe(self) -> dict[str, Any]:
         """Provenance in the shape of the power readers' describe()."""

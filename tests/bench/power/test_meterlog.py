@@ -11,7 +11,8 @@ import pytest
 
 from icb_bench.bench.power import meterlog
 from icb_bench.bench.power.base import PowerError
-from icb_bench.bench.power.meterlog import MeterLogError, MeterReading, TimelineReading, load_meter_log
+from icb_bench.bench.meter_energy import Reading
+from icb_bench.bench.power.meterlog import MeterLogError, MeterReading, load_meter_log
 
 DATA = Path(__file__).parent / "data" / "meterlog"
 
@@ -241,7 +242,7 @@ def test_to_timeline_shifts_onto_rank0_monotonic_clock() -> None:
     log = load_meter_log(DATA / "power-dev-spl-testing.txt", "ptdaemon", tz="UTC")
     epoch_s, monotonic_s = log.readings[3].t_end_epoch_s - 0.25, 5000.0
     tl = log.to_timeline(epoch_s, monotonic_s)
-    assert len(tl) == len(log.readings) and all(isinstance(r, TimelineReading) for r in tl)
+    assert len(tl) == len(log.readings) and all(isinstance(r, Reading) for r in tl)
     for r, m in zip(log.readings, tl):
         assert m.t_begin_s == pytest.approx(r.t_begin_epoch_s - epoch_s + monotonic_s, abs=1e-6)
         assert m.t_end_s == pytest.approx(r.t_end_epoch_s - epoch_s + monotonic_s, abs=1e-6)
