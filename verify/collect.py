@@ -505,11 +505,20 @@ def _cyclic_gc_paused() -> Iterator[None]:
     """Collecting allocates millions of small objects (samples, readings) beside the caller's
     records: each of the cyclic collector's passes would rescan every record held (a third of the
     time on a 100,000-device site). Nothing collected here forms a cycle; reference counting still
-    frees what is dropped. The collector is back on (if it was) when collecting ends or fails."""
+    frees what is dropped. The collector is back on (if it was) when collecting ends or fails.
+
+    What was allocated meanwhile joins the oldest generation as it is (``freeze`` then ``unfreeze``
+    splice the generations' lists, without tracing them): left young, the collection due at the next
+    allocation would trace every one of those millions of objects once more. A cycle among them is
+    still found, by the next full collection. Done only when nothing was frozen before (``unfreeze``
+    would thaw the caller's frozen objects too)."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
