@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .operating_point import NodeRun, OperatingPoint, node_run, point_of
-from .rack_check import COUNTED_STATUSES, FleetContext, RackIO, check_rack, finite, fleet_context
+from .rack_check import COUNTED_STATUSES, FleetContext, RackIO, check_rack, finite, fleet_context, is_good
 from .rack_energy import Trace, parse_trace
 from .results import ASSURANCE_ORDER, EfficiencyFigure
 from .rules import PeakTable, load_plausibility, normalise_model
@@ -76,7 +76,7 @@ def load_records(paths: Iterable[str | Path]) -> list[Any]:
     return find_runs(paths)
 
 
-@dataclass
+@dataclass(slots=True)  # one per device of a site: no __dict__ each
 class DeviceSample:
     """One device's FP16 figure as counted: ``tflops`` is 0.0 for a failed or untrusted device.
     ``peak`` is the datasheet table's dense FP16 figure for its model (never the record's)."""
@@ -391,12 +391,14 @@ class _Collector:
         ms = [m for m in measurements if isinstance(m, dict) and m.get("dtype") == FP16]
         if not inv or len(ms) != len(inv) or len({m.get("device") for m in ms}) != len(inv):
             return
-        good = all(m.get("grade") == "assessment" and m.get("valid") is True and m.get("status", "ok") == "ok"
-                   and m.get("timing_consistent") is not False for m in ms)
-        flops = [finite(m.get("flops_total")) for m in ms]  # FLOPs exceed num()'s bound on other figures
-        energy = [finite(m.get("energy_j")) for m in ms]
-        if good and all(f is not None for f in flops) and all(e is not None and e > 0 for e in energy):
-            self.out.lower.setdefault("node", []).append(sum(flops) / sum(energy) / 1e9)  # type: ignore[arg-type]
+        flops, energy = [], []
+        for m in ms:
+            f, e = finite(m.get("flops_total")), finite(m.get("energy_j"))  # FLOPs exceed num()'s bound on other figures
+            if not is_good(m) or f is None or e is None or e <= 0:
+                return
+            flops.append(f)
+            energy.append(e)
+        self.out.lower.setdefault("node", []).append(sum(flops) / sum(energy) / 1e9)
 
     def rack(self, run_id: str, agg: dict[str, Any], ctx: FleetContext) -> None:
         """A fleet's rack aggregate: listed (insufficient / missing), ignored (smoke), excluded (not
@@ -449,12 +451,15 @@ class _Collector:
                                rack_id=rid)
         if assurance is None:
             fig.reason = f"power scope {power_scope!r}: no meter assurance"
-        devices = [(m, node) for n in agg["nodes"] for node in [ctx.nodes[n]] for m in node.part.measurements
-                   if isinstance(m, dict) and m.get("dtype") == FP16]
-        peaks = [self.datasheet(str(_dict(m.get("device_info")).get("model") or "")).fp16 for m, _ in devices]
+        peaks, fig.ops = [], []
+        for n in agg["nodes"]:  # its devices, in one pass: their datasheet peaks and operating points
+            for m in ctx.nodes[n].part.measurements:
+                if isinstance(m, dict) and m.get("dtype") == FP16:
+                    peaks.append(self.datasheet(str(_dict(m.get("device_info")).get("model") or "")).fp16)
+                    if (op := self.op_of.get(id(m))) is not None:
+                        fig.ops.append(op)
         if power and all(pk is not None for pk in peaks):
             fig.nominal_gflops_per_w = sum(peaks) * 1000 / power  # type: ignore[arg-type]
-        fig.ops = [op for m, _ in devices if (op := self.op_of.get(id(m))) is not None]
         self.out.racks.append(fig)
 
     def trace_rows(self, root: Path, rel: str, sha256: str | None) -> Trace:

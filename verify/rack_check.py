@@ -39,11 +39,13 @@ import bisect
 import math
 import os
 from dataclasses import dataclass, field
+from functools import reduce
 from itertools import accumulate
+from operator import add
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["FleetContext", "fleet_context", "check_rack", "RackIO", "window_flops", "finite", "REL_TOL",
+__all__ = ["FleetContext", "fleet_context", "check_rack", "RackIO", "window_flops", "finite", "is_good", "REL_TOL",
            "COUNTED_STATUSES"]
 
 #: "within rounding": figures written from the same arithmetic agree to this relative tolerance
@@ -109,11 +111,13 @@ def fleet_context(rec: Any) -> FleetContext:
     man = rec.manifest
     ctx = FleetContext(Path(rec.path))
     # the reader names each part root/shard (record._load_parts), so the joined paths match as text
+    # (joined as strings: normpath gives what it gives on the joined Path, without pathlib's parsing)
     parts = {os.path.normpath(p.path): p for p in rec.parts}
+    root = str(ctx.path)
     for e in man.get("nodes") or []:
         if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("shard"), str):
             continue
-        part = parts.get(os.path.normpath(ctx.path / e["shard"]))
+        part = parts.get(os.path.normpath(os.path.join(root, e["shard"])))
         offset = finite(_dict(e.get("clock")).get("offset_s")) or 0.0
         ctx.nodes[e["name"]] = _Node(e["name"], e, part, offset)
     for p in man.get("power") or []:
@@ -144,8 +148,8 @@ def window_flops(m: Mapping[str, Any], offset_s: float, t0: float, t1: float) ->
     if not isinstance(bt, list) or not bt or not isinstance(iters, int) or isinstance(iters, bool) or iters <= 0:
         raise ValueError("no samples.batch_time_ms / samples.iters_per_batch")
     try:  # C-speed checks: a real record holds thousands of batches per device
-        lo, cum = min(bt), list(accumulate(bt))
-        ok = isinstance(lo, (int, float)) and lo > 0 and math.isfinite(cum[-1])
+        lo, last = min(bt), reduce(add, bt)  # the last of the running sums, added in their order
+        ok = isinstance(lo, (int, float)) and lo > 0 and math.isfinite(last)
     except TypeError:
         ok = False
     if not ok:
@@ -156,29 +160,27 @@ def window_flops(m: Mapping[str, Any], offset_s: float, t0: float, t1: float) ->
     total = finite(m.get("flops_total"))
     if total is not None and not _close(per_batch * len(bt), total):
         raise ValueError(f"its batches add up to {per_batch * len(bt):.6g} FLOPs, not its flops_total {total:.6g}")
-    last = cum[-1]  # > 0: every time is
-    scale_s = (e - b) / last  # wall seconds per device ms: the host's gaps spread evenly
+    scale_s = (e - b) / last  # wall seconds per device ms: the host's gaps spread evenly (last > 0)
     begin = b - offset_s
-    # a window that holds the whole core phase (the usual case) needs no search
+    # a window that holds the whole core phase (the usual case) needs neither running sums nor a search
     u0, u1 = (t0 - begin) / scale_s, (t1 - begin) / scale_s
-    done0 = 0.0 if u0 <= 0 else _batches_done(u0, cum, bt)
-    done1 = float(len(cum)) if u1 >= last else _batches_done(u1, cum, bt)
+    inside0, inside1 = not (u0 <= 0 or u0 >= last), not (u1 <= 0 or u1 >= last)  # (NaN: inside, as it was)
+    cum = list(accumulate(bt)) if inside0 or inside1 else []
+    done0 = _batches_done(u0, cum, bt) if inside0 else 0.0 if u0 <= 0 else float(len(bt))
+    done1 = _batches_done(u1, cum, bt) if inside1 else 0.0 if u1 <= 0 else float(len(bt))
     return per_batch * (done1 - done0)
 
 
 def _batches_done(u: float, cum: list[float], times: list[float]) -> float:
-    """Batches done ``u`` device ms into the core phase (``cum``: the running sums of ``times``),
-    the batch under way pro-rated."""
-    if u <= 0:
-        return 0.0
-    if u >= cum[-1]:
-        return float(len(cum))
+    """Batches done ``u`` (between 0 and ``cum[-1]``) device ms into the core phase (``cum``: the running sums of
+    ``times``), the batch under way pro-rated."""
     i = bisect.bisect_right(cum, u)
     start = cum[i - 1] if i else 0.0
     return i + (u - start) / times[i]
 
 
-def _is_good(m: Mapping[str, Any]) -> bool:
+def is_good(m: Mapping[str, Any]) -> bool:
+    """A valid, assessment-grade measurement with status ok whose wall-clock cross-check did not fail."""
     return (m.get("grade") == "assessment" and m.get("valid") is True and m.get("status", "ok") == "ok"
             and m.get("timing_consistent") is not False)
 
@@ -227,7 +229,7 @@ def _device_problems(agg: Mapping[str, Any], found: Sequence[tuple[_Node, list[A
         elif expected is None or len(ms) != expected:
             problems.append(f"node {node.name!r}: {len(ms)} FP16 measurement(s) of {expected if expected is not None else '?'} "
                             "device(s): every device of the rack must be measured")
-        bad = [str(m.get("id", "?")) for m in ms if not _is_good(m)]
+        bad = [str(m.get("id", "?")) for m in ms if not is_good(m)]
         if bad:
             problems.append(f"node {node.name!r}: not valid assessment-grade measurements: {', '.join(bad[:5])}")
     for key in ("devices", "devices_expected", "devices_valid"):
