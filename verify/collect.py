@@ -453,11 +453,10 @@ class _Collector:
             fig.reason = f"power scope {power_scope!r}: no meter assurance"
         peaks, fig.ops = [], []
         for n in agg["nodes"]:  # its devices, in one pass: their datasheet peaks and operating points
-            for m in ctx.nodes[n].part.measurements:
-                if isinstance(m, dict) and m.get("dtype") == FP16:
-                    peaks.append(self.datasheet(str(_dict(m.get("device_info")).get("model") or "")).fp16)
-                    if (op := self.op_of.get(id(m))) is not None:
-                        fig.ops.append(op)
+            for m in ctx.nodes[n].fp16:
+                peaks.append(self.datasheet(str(_dict(m.get("device_info")).get("model") or "")).fp16)
+                if (op := self.op_of.get(id(m))) is not None:
+                    fig.ops.append(op)
         if power and all(pk is not None for pk in peaks):
             fig.nominal_gflops_per_w = sum(peaks) * 1000 / power  # type: ignore[arg-type]
         self.out.racks.append(fig)

@@ -39,9 +39,8 @@ import bisect
 import math
 import os
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import cached_property
 from itertools import accumulate
-from operator import add
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -65,6 +64,11 @@ class _Node:
     @property
     def status(self) -> str:
         return "absent" if self.part is None else str(self.part.manifest.get("status", "unknown"))
+
+    @cached_property
+    def fp16(self) -> list[dict[str, Any]]:
+        """The shard's FP16 measurements (found once per node, however many aggregates list it)."""
+        return [m for m in self.part.measurements if isinstance(m, dict) and m.get("dtype") == FP16]
 
 
 @dataclass
@@ -148,8 +152,8 @@ def window_flops(m: Mapping[str, Any], offset_s: float, t0: float, t1: float) ->
     if not isinstance(bt, list) or not bt or not isinstance(iters, int) or isinstance(iters, bool) or iters <= 0:
         raise ValueError("no samples.batch_time_ms / samples.iters_per_batch")
     try:  # C-speed checks: a real record holds thousands of batches per device
-        lo, last = min(bt), reduce(add, bt)  # the last of the running sums, added in their order
-        ok = isinstance(lo, (int, float)) and lo > 0 and math.isfinite(last)
+        lo, cum = min(bt), list(accumulate(bt))
+        ok = isinstance(lo, (int, float)) and lo > 0 and math.isfinite(cum[-1])
     except TypeError:
         ok = False
     if not ok:
@@ -160,12 +164,12 @@ def window_flops(m: Mapping[str, Any], offset_s: float, t0: float, t1: float) ->
     total = finite(m.get("flops_total"))
     if total is not None and not _close(per_batch * len(bt), total):
         raise ValueError(f"its batches add up to {per_batch * len(bt):.6g} FLOPs, not its flops_total {total:.6g}")
-    scale_s = (e - b) / last  # wall seconds per device ms: the host's gaps spread evenly (last > 0)
+    last = cum[-1]  # > 0: every time is
+    scale_s = (e - b) / last  # wall seconds per device ms: the host's gaps spread evenly
     begin = b - offset_s
-    # a window that holds the whole core phase (the usual case) needs neither running sums nor a search
+    # a window that holds the whole core phase (the usual case) needs no search
     u0, u1 = (t0 - begin) / scale_s, (t1 - begin) / scale_s
     inside0, inside1 = not (u0 <= 0 or u0 >= last), not (u1 <= 0 or u1 >= last)  # (NaN: inside, as it was)
-    cum = list(accumulate(bt)) if inside0 or inside1 else []
     done0 = _batches_done(u0, cum, bt) if inside0 else 0.0 if u0 <= 0 else float(len(bt))
     done1 = _batches_done(u1, cum, bt) if inside1 else 0.0 if u1 <= 0 else float(len(bt))
     return per_batch * (done1 - done0)
@@ -213,8 +217,7 @@ def _nodes_problems(agg: Mapping[str, Any], ctx: FleetContext) -> tuple[list[str
         elif node.status not in COUNTED_STATUSES:
             problems.append(f"node {name!r}: its record is {node.status!r}")
         else:
-            ms = [m for m in node.part.measurements if isinstance(m, dict) and m.get("dtype") == FP16]
-            found.append((node, ms))
+            found.append((node, node.fp16))
     return problems, found
 
 
