@@ -483,29 +483,43 @@ def _measure(run: _Run) -> RunOutcome:
     monitor = ScopeMonitor(run.scope_readers, len(run.devices), writer, plan.sample_hz)
     status, error, signal_name = "complete", None, None
     with _StopSignals(stay_ignored=coordination is None) as stop:
-        run.stop = stop
         try:
-            with monitor:
-                if run.scope_readers:
-                    writer.update(scope_readers=[r.describe() for r in run.scope_readers])
-                if run.only is not None:
-                    log.event("resume", {"measuring": " ".join(f"{d}:{','.join(t)}" for d, t in run.only.items())})
-                barrier = coordination.barrier(BARRIER_TIMEOUT_S) if coordination is not None else None
-                # in a job, rank 0's process also receives every node's shards: its device is measured
-                # in a worker of its own, away from that work (and its GIL)
-                if len(run.devices) == 1 and coordination is None:
-                    _measure_in_process(run, handle)
-                else:
-                    _run_workers(run, handle, failed, barrier)
-                monitor.flush(final=True)
-        except KeyboardInterrupt as exc:
-            status, signal_name = "interrupted", str(exc) or "SIGINT"
-        except _WriteFailed as exc:
-            status, error = "failed", str(exc)
-        except record.RecordWriteError as exc:
-            status, error = "failed", write_failure(exc, run_dir)
-        stop.hold()  # from here on a signal cannot cut the closing short
+            try:
+                run.stop = stop
+                with monitor:
+                    if run.scope_readers:
+                        writer.update(scope_readers=[r.describe() for r in run.scope_readers])
+                    if run.only is not None:
+                        log.event("resume", {"measuring": " ".join(f"{d}:{','.join(t)}" for d, t in run.only.items())})
+                    barrier = coordination.barrier(BARRIER_TIMEOUT_S) if coordination is not None else None
+                    # in a job, rank 0's process also receives every node's shards: its device is measured
+                    # in a worker of its own, away from that work (and its GIL)
+                    if len(run.devices) == 1 and coordination is None:
+                        _measure_in_process(run, handle)
+                    else:
+                        _run_workers(run, handle, failed, barrier)
+                    monitor.flush(final=True)
+            finally:
+                # first, however the measuring ended: a signal can no longer raise, so none can
+                # land in the handlers below (between a failed write and the hold) and escape;
+                # one that lands before this line is the KeyboardInterrupt caught below
+                stop.hold()
+        except (KeyboardInterrupt, _WriteFailed, record.RecordWriteError) as exc:
+            status, error, signal_name = _how_it_ended(exc, run_dir)
         return _close(run, _Closing(status, error, signal_name, failed, in_progress, monitor.results), log)
+
+
+def _how_it_ended(exc: BaseException, run_dir: Path) -> tuple[str, str | None, str | None]:
+    """(status, failure reason, signal) of a pass that stopped with ``exc``. A stop signal that
+    landed while a failed write was already stopping the run (its ``__context__``) leaves the
+    record ``failed``: the write failed first, and the reason must not be lost."""
+    if isinstance(exc, KeyboardInterrupt) and isinstance(exc.__context__, (_WriteFailed, record.RecordWriteError)):
+        exc = exc.__context__
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", None, str(exc) or "SIGINT"
+    if isinstance(exc, record.RecordWriteError):
+        return "failed", write_failure(exc, run_dir), None
+    return "failed", str(exc), None
 
 
 def _measure_in_process(run: _Run, handle: Callable[[str, dict[str, Any]], None]) -> None:

@@ -5,6 +5,7 @@ never a half-written file, exit 4."""
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -193,3 +194,33 @@ def test_a_worker_stopped_alone_is_a_failed_device_not_an_interrupt(tmp_path):
     assert sorted(m["device"] for m in rec.measurements) == [1] * len(DTYPES)  # its peer measured on
     again = _bench(["run", "--resume", str(out)], env)
     assert again.returncode == 2 and "nothing missing" in _one_error_line(again)
+
+
+def test_a_signal_while_a_failed_write_is_handled_still_closes_the_record(tmp_path, monkeypatch):
+    """A SIGTERM that lands as the run stops for a failed write (here: inside the hold on signals
+    itself, before it takes effect) cannot escape: the record is closed ``failed`` with the write's
+    reason, never a traceback."""
+    from icb_bench.bench import orchestrate
+
+    _measurements_disk_full(monkeypatch)
+    real_hold, sent = orchestrate._StopSignals.hold, []
+
+    def hold_after_a_signal(self):
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the hold below takes effect
+            time.sleep(0.05)
+        real_hold(self)
+
+    monkeypatch.setattr(orchestrate._StopSignals, "hold", hold_after_a_signal)
+    plan = RunPlan.build("cpu", (0,), ("fp32", "fp16"), quick=True, duration_s=0.5, shape=(128, 128, 128))
+    try:
+        outcome = execute(plan, tmp_path / "run", lambda kind, data: None)
+    except KeyboardInterrupt as exc:  # caught here, or it would end the whole test session
+        pytest.fail(f"the signal escaped the run: KeyboardInterrupt({exc})")
+    # the write failed first: the record says so, with its reason
+    assert sent and outcome.status == "failed" and outcome.close_error is None
+    assert outcome.error.endswith("-d0-fp32.json: No space left on device")
+    m = record.load_run(tmp_path / "run").manifest
+    assert m["status"] == "failed" and m["failure_reason"] == outcome.error and m["missing"]
+    _no_half_written_files(tmp_path / "run")
