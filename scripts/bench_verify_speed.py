@@ -119,22 +119,21 @@ def _fleet(r: int, ms: list[dict[str, Any]], devices: int, trace_dir: Path, trac
 TRACE = "power/readings.parquet"
 
 
-def build_site(racks: int = 3000, devices: int = 32, smoke: int = 4000, seed: int = 0):
+def build_site(trace_dir: Path, racks: int = 3000, devices: int = 32, smoke: int = 4000, seed: int = 0):
     """(declaration, records, site file): the synthetic site, every record a ``RunRecord`` held in
-    memory, the site file a parsed ``bench.site.Site``."""
+    memory (their one power trace written under ``trace_dir``, which must outlive them), the site
+    file a parsed ``bench.site.Site``."""
     from icb_bench.bench.record import RunRecord
     from icb_bench.verify.declaration import parse_declaration
 
     import hashlib
-    import tempfile
 
     rng = random.Random(seed)
     nvidia_racks = racks * 2 // 3
     records = []
     # one real power trace file, shared by every rack's record (its digest is checked against the
     # file index, and each rack's energy recomputed from its PDU's readings in it)
-    trace_dir = Path(tempfile.mkdtemp(prefix="bench-verify-speed-"))
-    (trace_dir / "power").mkdir()
+    (trace_dir / "power").mkdir(parents=True)
     _write_readings(trace_dir / TRACE, racks, devices)
     trace_sha = hashlib.sha256((trace_dir / TRACE).read_bytes()).hexdigest()
     for r in range(racks):
@@ -173,11 +172,18 @@ def build_site(racks: int = 3000, devices: int = 32, smoke: int = 4000, seed: in
 def run(racks: int = 3000, devices: int = 32, smoke: int = 4000, rounds: int = 3) -> dict[str, Any]:
     """Build the site, then time verify + JSON rendering ``rounds`` times (CPU and wall seconds of
     each); returns the timings and the last result."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-verify-speed-") as tmp:
+        return _timed(Path(tmp), racks, devices, smoke, rounds)
+
+
+def _timed(trace_dir: Path, racks: int, devices: int, smoke: int, rounds: int) -> dict[str, Any]:
     from icb_bench.verify.measured import verify
     from icb_bench.verify.report import to_json
 
     t0 = time.perf_counter()
-    decl, records, site = build_site(racks, devices, smoke)
+    decl, records, site = build_site(trace_dir, racks, devices, smoke)
     build_s = time.perf_counter() - t0
     cpu_s, wall_s = [], []
     for _ in range(max(1, rounds)):

@@ -210,6 +210,9 @@ def _nodes_problems(agg: Mapping[str, Any], ctx: FleetContext) -> tuple[list[str
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         return ["lists no nodes"], []
     problems, found = [], []
+    twice = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
+    if twice:  # the harness lists each node once: a repeated one would count its peaks and power twice
+        problems.append(f"lists node(s) {', '.join(map(repr, twice))} more than once")
     for name in dict.fromkeys(names):
         node = ctx.nodes.get(name)
         if node is None:

@@ -28,8 +28,8 @@ def _script():
 
 
 @pytest.fixture(scope="module")
-def site():
-    return _script().build_site(racks=3000, devices=32, smoke=4000)
+def site(tmp_path_factory):
+    return _script().build_site(tmp_path_factory.mktemp("site"), racks=3000, devices=32, smoke=4000)
 
 
 def test_verify_100k_device_records(benchmark, site):

@@ -139,6 +139,7 @@ def _edited(**override):
     ({"window_s": 60.0}, "window_s 60 is not t_end_s"),
     ({"nodes": ["ghost"]}, "node 'ghost' is not a node of this record"),
     ({"nodes": []}, "lists no nodes"),
+    ({"nodes": ["n-R0", "n-R0"]}, "lists node(s) 'n-R0' more than once"),
     ({"devices": 3, "devices_expected": 3, "devices_valid": 3}, "devices is 3, its nodes hold 2"),
     ({"gflops_per_w": 150000.0}, "gflops_per_w 150000 is not flops / energy_j"),
     ({"power_sources": ["pdu-elsewhere"]}, "power source 'pdu-elsewhere' is not in the record's power list"),
