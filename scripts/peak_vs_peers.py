@@ -91,8 +91,30 @@ MAMF_PATTERNS: dict[str, str] = {
     stat: rf"^{stat}:[ \t]*([0-9.]+)[ \t]*TFLOPS[ \t]*@[ \t]*(\d+)x(\d+)x(\d+)" for stat in ("mean", "median", "max")
 }
 MAMF_SHAPES_PATTERN = r"^Tried[ \t]+(\d+)[ \t]+shapes => the best outcomes were:"
-#: the headline: its comparison table reports the best shape's mean of 100 iterations as MAMF
+#: its header line "- benchmark version: N"
+MAMF_VERSION_PATTERN = r"^- benchmark version:[ \t]*(\d+)"
+#: the headline of a grid summary: its comparison table reports the best shape's mean of 100
+#: iterations as MAMF
 MAMF_HEADLINE = "mean"
+#: version >= 3, ``--search auto`` (its default without shape arguments): two headlines instead
+#: of mean/median/max, "MAMF (max achievable,  boost burst): 712 TFLOPS @ 4096x4096x8192 (MxNxK)  698W
+#: 1320MHz 71C" (or "n/a"): headline -> pattern of its line (the rest is the figure)
+MAMF_AUTO_PATTERNS: dict[str, str] = {
+    "mamf": r"^MAMF \(max achievable,[^)]*\):[ \t]*(.*)$",
+    "msmf": r"^MSMF \(max sustainable,[^)]*\):[ \t]*(.*)$",
+}
+MAMF_AUTO_FIGURE = r"^([0-9.]+)[ \t]*TFLOPS[ \t]*@[ \t]*(\d+)x(\d+)x(\d+)"
+#: an auto run's headline compared with the harness's SUSTAINED figure: MSMF, the sustained one
+#: (MAMF, a boost burst, is kept beside it)
+MAMF_AUTO_HEADLINE = "msmf"
+#: the auto form, run when the fetched file has ``--search`` (version >= 3): no shape argument
+MAMF_AUTO_RUN: tuple[str, tuple[str, ...]] = ("auto", ())
+MAMF_AUTO_MIN_VERSION = 3
+#: why a figure is only a lower bound of mamf-finder's best, by cause
+MAMF_LOWER_BOUND: dict[str, str] = {
+    "stopped": "lower bound: stopped at {timeout_s:g} s",
+    "quick": "quick form: its README says ~80-90 % of the max",
+}
 #: seconds mamf-finder gets to print its summary after SIGINT before it is killed
 MAMF_GRACE_S = 20.0
 #: mamf-finder run unchanged, under the harness's numeric mode (FP32 accumulation, no reduced-
@@ -338,6 +360,13 @@ class MamfCall:
     out_dir: str
     timeout_s: float
     grace_s: float = MAMF_GRACE_S
+    #: the forms to run, by name (None: every form the file supports, :func:`mamf_forms`)
+    forms: tuple[str, ...] | None = None
+
+    def runs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(form, arguments) of each invocation, in order."""
+        available = mamf_forms(self.path)
+        return tuple(run for run in available if self.forms is None or run[0] in self.forms)
 
 
 def _run_stoppable(cmd: list[str], cwd: str, timeout_s: float, grace_s: float) -> tuple[str, int | None, str]:
@@ -361,19 +390,22 @@ def _run_stoppable(cmd: list[str], cwd: str, timeout_s: float, grace_s: float) -
 
 
 def run_mamf(call: MamfCall) -> list[dict[str, Any]]:
-    """mamf-finder in each of its README's forms (:data:`MAMF_RUNS`): per invocation its summary
-    figures, how it ended (``status``) and its wall time; a failure is a ``status``, never raised."""
+    """mamf-finder in each of its forms (:meth:`MamfCall.runs`): per invocation its summary
+    figures, how it ended (``status``), whether its figure is a lower bound of its best
+    (``lower_bound``: why, or None) and its wall time; a failure is a ``status``, never raised."""
     out_dir = os.path.abspath(call.out_dir)
     os.makedirs(out_dir, exist_ok=True)
     results = []
-    for form, args in MAMF_RUNS:
+    for form, args in call.runs():
         cmd = [sys.executable, "-c", MAMF_SHIM, call.backend, call.dtype, os.path.abspath(call.path), *args,
                "--dtype", MAMF_DTYPES[call.dtype], "--output_file", os.path.join(out_dir, f"mamf-{form}.txt")]
         (text, rc, ended), wall_s = timed(lambda: _run_stoppable(cmd, out_dir, call.timeout_s, call.grace_s))
         figures = parse_mamf(text)
         mode = re.search(r"^icb-bench numeric mode: (\{.*\})$", text, flags=re.M)
         results.append({"form": form, "args": " ".join(args), "rc": rc, "wall_s": wall_s, "ended": ended,
-                        "numeric_mode": json.loads(mode.group(1)) if mode else None, **figures, "status": mamf_status(figures, text, rc, ended, call),
+                        "numeric_mode": json.loads(mode.group(1)) if mode else None, **figures,
+                        "lower_bound": lower_bound_reason(form, ended, call.timeout_s) if figures["tflops"] else None,
+                        "status": mamf_status(figures, text, rc, ended, call),
                         "tail": _console_text(text)[-800:]})
     return results
 
@@ -397,18 +429,53 @@ def mamf_status(figures: dict[str, Any], text: str, rc: int | None, ended: str, 
 
 
 def parse_mamf(text: str) -> dict[str, Any]:
-    """mamf-finder's closing summary: the headline (:data:`MAMF_HEADLINE`) TFLOPS and shape, every
-    statistic's best, and the shapes tried; None where absent."""
-    out: dict[str, Any] = {"tflops": None, "shape": None, "headline": None, "shapes": None, "best": {}}
-    for stat, pattern in MAMF_PATTERNS.items():
-        found = re.findall(pattern, text, flags=re.M)
-        if found:  # the last summary counts (it prints one; a second after SIGINT would be newer)
-            out["best"][stat] = {"tflops": float(found[-1][0]), "shape": "x".join(found[-1][1:])}
+    """mamf-finder's closing summary, either format: a grid's mean/median/max (headline
+    :data:`MAMF_HEADLINE`) or an auto run's MAMF/MSMF (headline :data:`MAMF_AUTO_HEADLINE`; ``n/a``
+    is no figure); every statistic's best, the shapes tried, its benchmark version; None where absent."""
+    out: dict[str, Any] = {"tflops": None, "shape": None, "headline": None, "shapes": None, "best": {},
+                           "search": None, "benchmark_version": None}
+    version = re.findall(MAMF_VERSION_PATTERN, text, flags=re.M)
+    out["benchmark_version"] = int(version[-1]) if version else None
     shapes = re.findall(MAMF_SHAPES_PATTERN, text, flags=re.M)
     out["shapes"] = int(shapes[-1]) if shapes else None
-    if MAMF_HEADLINE in out["best"]:
-        out.update(out["best"][MAMF_HEADLINE], headline=MAMF_HEADLINE)
+    auto = {name: re.findall(pattern, text, flags=re.M) for name, pattern in MAMF_AUTO_PATTERNS.items()}
+    if any(auto.values()):
+        out["search"], headline = "auto", MAMF_AUTO_HEADLINE
+        for name, found in auto.items():
+            figure = re.match(MAMF_AUTO_FIGURE, found[-1].strip()) if found else None
+            if figure:  # "n/a" (or anything else) is no figure
+                out["best"][name] = {"tflops": float(figure.group(1)), "shape": "x".join(figure.groups()[1:])}
+    else:
+        headline = MAMF_HEADLINE
+        for stat, pattern in MAMF_PATTERNS.items():
+            found = re.findall(pattern, text, flags=re.M)
+            if found:  # the last summary counts (it prints one; a second after SIGINT would be newer)
+                out["best"][stat] = {"tflops": float(found[-1][0]), "shape": "x".join(found[-1][1:])}
+        out["search"] = "grid" if out["best"] else None
+    if headline in out["best"]:
+        out.update(out["best"][headline], headline=headline)
     return out
+
+
+def mamf_forms(path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The forms to run with the file at ``path``: :data:`MAMF_RUNS`, and first the auto form
+    where it has ``--search`` (benchmark version >= 3)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            source = fh.read()
+    except OSError:
+        return MAMF_RUNS  # its failure to start is then each run's one-line status
+    version = re.search(r"^benchmark_version\s*=\s*(\d+)", source, flags=re.M)
+    if '"--search"' in source or (version and int(version.group(1)) >= MAMF_AUTO_MIN_VERSION):
+        return (MAMF_AUTO_RUN, *MAMF_RUNS)
+    return MAMF_RUNS
+
+
+def lower_bound_reason(form: str, ended: str, timeout_s: float) -> str | None:
+    """Why a run's figure is only a lower bound of mamf-finder's best (None: it is its best)."""
+    if ended == "stopped":
+        return MAMF_LOWER_BOUND["stopped"].format(timeout_s=timeout_s)
+    return MAMF_LOWER_BOUND.get(form)
 
 
 def _cpus(text: str) -> list[int]:
@@ -432,6 +499,14 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _forms(text: str) -> tuple[str, ...]:
+    known = [f for f, _ in (MAMF_AUTO_RUN, *MAMF_RUNS)]
+    forms = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not forms or not set(forms) <= set(known):
+        raise argparse.ArgumentTypeError(f"--mamf-forms {text!r}: expected names among {', '.join(known)}")
+    return forms
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -449,6 +524,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--mamf", default=None, help="path of a fetched mamf-finder.py (CUDA only)")
     ap.add_argument("--mamf-timeout", type=float, default=120.0,
                     help="seconds each mamf-finder invocation may take (then SIGINT: it prints its best so far)")
+    ap.add_argument("--mamf-grace", type=float, default=MAMF_GRACE_S,
+                    help="seconds mamf-finder gets after SIGINT to print its best before it is killed")
+    ap.add_argument("--mamf-forms", type=_forms, default=None,
+                    help=f"mamf-finder forms to run, e.g. auto,quick (default: all it supports of "
+                         f"{', '.join(f for f, _ in (MAMF_AUTO_RUN, *MAMF_RUNS))})")
     ap.add_argument("--out", default=".", help="directory for mamf-finder's output files")
     ap.add_argument("--json", default=None, help="write every figure here")
     ap.add_argument("--pool", nargs="+", metavar="REPORT", default=None,
@@ -460,7 +540,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error(f"--dtype {args.dtype!r}: expected one of {', '.join(DTYPES)}")
     if args.mamf is not None and not os.path.isfile(args.mamf):
         ap.error(f"--mamf {args.mamf!r}: no such file (fetch mamf-finder.py first, see scripts/gpu-check.sh)")
-    for name in ("seconds", "grid_seconds", "batch_ms", "search_budget", "core_s", "mamf_timeout"):
+    for name in ("seconds", "grid_seconds", "batch_ms", "search_budget", "core_s", "mamf_timeout", "mamf_grace"):
         if not getattr(args, name) > 0:
             ap.error(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a positive number")
     if args.rounds < 1 or (args.threads is not None and args.threads < 1):
@@ -567,14 +647,13 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(f"mamf-finder skipped: {skipped}")
         return 0
-    call = MamfCall(args.mamf, args.device, args.dtype, args.out, args.mamf_timeout)
-    print(f"mamf-finder: {len(MAMF_RUNS)} runs of at most {call.timeout_s:g} s each (+ {call.grace_s:g} s to stop), "
+    call = MamfCall(args.mamf, args.device, args.dtype, args.out, args.mamf_timeout, args.mamf_grace, args.mamf_forms)
+    print(f"mamf-finder: {len(call.runs())} runs ({', '.join(f for f, _ in call.runs())}) of at most {call.timeout_s:g} s each (+ {call.grace_s:g} s to stop), "
           f"--dtype {MAMF_DTYPES[args.dtype]} under the harness's {args.dtype} numeric mode", flush=True)
     runs, mamf_s = timed(lambda: run_mamf(call))
     report["mamf"] = mamf_summary(runs, mamf_s, args.dtype)
     if report["mamf"]["best_tflops"]:
-        report["ratios"]["harness/mamf-best"] = {"median": medians["harness"] / report["mamf"]["best_tflops"],
-                                                 "note": f"one mamf-finder figure (its best {MAMF_HEADLINE})"}
+        report["ratios"]["harness/mamf-best"] = mamf_ratio(medians["harness"], report["mamf"])
         report["ratios"]["harness_wall/mamf_wall"] = {"median": report["harness_wall_s"] / mamf_s}
     print_mamf(report)
     write_json(report, args.json)
@@ -608,10 +687,29 @@ def mamf_skip_reason(args: argparse.Namespace) -> str | None:
 
 def mamf_summary(runs: list[dict[str, Any]], wall_s: float, dtype: str) -> dict[str, Any]:
     """The report's ``mamf`` object: every run, the best headline figure among them, the wall time."""
-    best = max((r for r in runs if r["tflops"]), key=lambda r: r["tflops"], default=None)
+    best = max((r for r in runs if r["tflops"] and r.get("ended") != "killed"), key=lambda r: r["tflops"], default=None)
     return {"runs": runs, "best_tflops": best["tflops"] if best else None, "best_shape": best["shape"] if best else None,
-            "best_form": best["form"] if best else None, "headline": MAMF_HEADLINE, "wall_s": wall_s,
+            "best_form": best["form"] if best else None, "headline": best["headline"] if best else None,
+            "lower_bound": best.get("lower_bound") if best else None, "wall_s": wall_s,
             "dtype": MAMF_DTYPES[dtype], "note": MAMF_DTYPE_NOTES.get(dtype)}
+
+
+def mamf_ratio(harness_tflops: float, mamf: dict[str, Any], goal: float = GOALS["harness/grid-best"]) -> dict[str, Any]:
+    """``harness/mamf-best``: the harness's sustained median over mamf-finder's best figure, its
+    note, and a verdict against ``goal`` -- ``inconclusive`` when that figure is a lower bound of
+    mamf-finder's best and the ratio clears the goal (the true ratio may be lower)."""
+    ratio = harness_tflops / mamf["best_tflops"]
+    bound = mamf["lower_bound"]
+    out: dict[str, Any] = {"median": ratio, "goal": goal,
+                           "note": f"one mamf-finder figure (its best {mamf['headline']}, {mamf['best_form']} form)"
+                                   + (f"; {bound}" if bound else "")}
+    if ratio < goal:  # a lower-bound peer figure only lowers the true ratio further
+        out["verdict"], out["why"] = "not met", f"{ratio:.4f} < {goal:g} (one figure, no interval)"
+    elif bound:
+        out["verdict"], out["why"] = "inconclusive", f"{ratio:.4f} >= {goal:g} against a {bound}"
+    else:
+        out["verdict"], out["why"] = "met", f"{ratio:.4f} >= {goal:g} (one figure, no interval)"
+    return out
 
 
 def write_json(report: dict[str, Any], path: str | None) -> None:
@@ -642,14 +740,17 @@ def print_mamf(report: dict[str, Any]) -> None:
     m = report["mamf"]
     for r in m["runs"]:
         others = ", ".join(f"{k} {v['tflops']:.1f}" for k, v in r["best"].items() if k != r["headline"])
-        figure = f"{r['tflops']:.1f} TFLOPS {r['headline']} @ {r['shape']} ({others}); " if r["tflops"] else ""
+        bound = f" [{r['lower_bound']}]" if r.get("lower_bound") else ""
+        figure = f"{r['tflops']:.1f} TFLOPS {r['headline']} @ {r['shape']} ({others}){bound}; " if r["tflops"] else ""
         print(f"mamf-finder {r['form']} ({r['args']}): {figure}{r['status']}; {r['wall_s']:.1f} s")
     if not m["best_tflops"]:
         print("mamf-finder: no figure from any run (each run's line above says why)")
         return
     note = f" ({m['note']})" if m["note"] else ""
+    ratio = report["ratios"]["harness/mamf-best"]
+    verdict = f" {ratio['verdict']}: {ratio['why']}" if "verdict" in ratio else ""
     print(f"mamf-finder best: {m['best_tflops']:.1f} TFLOPS @ {m['best_shape']} ({m['best_form']}){note}; "
-          f"harness/mamf-best {report['ratios']['harness/mamf-best']['median']:.4f}")
+          f"harness/mamf-best {ratio['median']:.4f}{verdict}")
 
 
 if __name__ == "__main__":

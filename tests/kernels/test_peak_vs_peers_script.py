@@ -130,6 +130,75 @@ def test_mamf_arguments_are_its_readme_forms_and_dtypes_torch_names(pvp):
     assert "int8" not in pvp.MAMF_DTYPES
 
 
+#: benchmark version 4, written by us from its print statements (header, finish()); test figures.
+#: A grid run (any shape argument) keeps the mean/median/max block.
+MAMF_V4_HEADER = "** Additional notes:\n- benchmark version: 4\n\n- search mode: {mode}\n\n" + "-" * 80 + "\n"
+MAMF_V4_GRID = MAMF_V4_HEADER.format(mode="grid") + MAMF_END
+#: an auto run (no shape argument): MAMF (boost burst) and MSMF (sustained) instead
+MAMF_V4_AUTO = MAMF_V4_HEADER.format(mode="auto") + (
+    "[auto] wave: 12 (M,N) @ K=[1024, 8192] -> 24 scouts\n"
+    "    31 |    msmf  690.4(mean)  691.0(median)  702.2(max) @ 4096x8192x8192        | best: ...\n"
+    "\033[K\n"
+    "Tried 31 shapes => the best outcomes were:\n"
+    "MAMF (max achievable,  boost burst): 758 TFLOPS @ 4096x4096x8192 (MxNxK)  641W 1980MHz 63C\n"
+    "MSMF (max sustainable, saturated):   690 TFLOPS @ 4096x8192x8192 (MxNxK)  698W 1320MHz 71C\n"
+    "\n"
+    "Across 31 shapes in range: auto-search (SMs=132, dtype=float16, max_size=20480) in this run:\n"
+    "arithmetic mean: 601.0 TFLOPS\n"
+    "geometric mean:  598.2 TFLOPS\n"
+)
+
+
+def test_mamf_summary_of_version_4(pvp):
+    grid = pvp.parse_mamf(MAMF_V4_GRID)
+    assert (grid["tflops"], grid["headline"], grid["search"], grid["benchmark_version"]) == (612.3, "mean", "grid", 4)
+    auto = pvp.parse_mamf(MAMF_V4_AUTO)
+    assert (auto["tflops"], auto["shape"], auto["headline"], auto["shapes"]) == (690.0, "4096x8192x8192", "msmf", 31)
+    assert auto["search"] == "auto" and auto["benchmark_version"] == 4
+    assert auto["best"] == {"mamf": {"tflops": 758.0, "shape": "4096x4096x8192"},
+                            "msmf": {"tflops": 690.0, "shape": "4096x8192x8192"}}
+    # "n/a" is no figure; without a sustained headline there is nothing to compare
+    no_msmf = pvp.parse_mamf(MAMF_V4_AUTO.replace("690 TFLOPS @ 4096x8192x8192 (MxNxK)  698W 1320MHz 71C", "n/a"))
+    assert no_msmf["tflops"] is None and set(no_msmf["best"]) == {"mamf"} and no_msmf["search"] == "auto"
+    assert pvp.parse_mamf(MAMF_END)["benchmark_version"] is None
+
+
+def test_auto_form_only_where_the_file_has_search(pvp, tmp_path):
+    v2, v4, v3 = tmp_path / "v2.py", tmp_path / "v4.py", tmp_path / "v3.py"
+    v2.write_text("benchmark_version = 2\nparser.add_argument('--m_range')\n")
+    v4.write_text('benchmark_version = 4\nparser.add_argument("--search", choices=["auto", "grid"])\n')
+    v3.write_text("benchmark_version = 3\n")
+    assert pvp.mamf_forms(str(v2)) == pvp.MAMF_RUNS
+    assert pvp.mamf_forms(str(v4)) == pvp.mamf_forms(str(v3)) == (("auto", ()), *pvp.MAMF_RUNS)
+    call = pvp.MamfCall(str(v4), "cuda", "fp16", str(tmp_path), 70.0, 10.0, ("auto", "quick"))
+    assert [f for f, _ in call.runs()] == ["auto", "quick"]
+
+
+def _mamf_run(pvp, form, ended, text, timeout_s=70.0):
+    figures = {"form": form, "ended": ended, **pvp.parse_mamf(text)}
+    figures["lower_bound"] = pvp.lower_bound_reason(form, ended, timeout_s) if figures["tflops"] else None
+    return figures
+
+
+def test_weak_peer_figures_are_lower_bounds_and_answer_no_goal(pvp):
+    stopped = _mamf_run(pvp, "exhaustive-1024", "stopped", MAMF_END)
+    quick = _mamf_run(pvp, "quick", "finished", MAMF_END)
+    auto = _mamf_run(pvp, "auto", "finished", MAMF_V4_AUTO)
+    killed = _mamf_run(pvp, "auto", "killed", MAMF_V4_AUTO.replace("690 TFLOPS", "990 TFLOPS"))
+    assert stopped["lower_bound"] == "lower bound: stopped at 70 s"
+    assert quick["lower_bound"] == "quick form: its README says ~80-90 % of the max"
+    assert auto["lower_bound"] is None and _mamf_run(pvp, "exhaustive-1024", "finished", MAMF_END)["lower_bound"] is None
+    # a killed run gives no figure, however high its text says
+    m = pvp.mamf_summary([stopped, killed, auto], 200.0, "fp16")
+    assert (m["best_tflops"], m["best_form"], m["headline"], m["lower_bound"]) == (690.0, "auto", "msmf", None)
+    assert pvp.mamf_ratio(680.0, m)["verdict"] == "met"
+    weak = pvp.mamf_summary([stopped, quick], 200.0, "fp16")
+    assert weak["lower_bound"] == "lower bound: stopped at 70 s"
+    r = pvp.mamf_ratio(600.0, weak)
+    assert r["verdict"] == "inconclusive" and "lower bound: stopped at 70 s" in r["why"] and "lower bound" in r["note"]
+    assert pvp.mamf_ratio(500.0, weak)["verdict"] == "not met"  # below the goal against a lower bound: lower still
+
+
 #: a stand-in for mamf-finder with its console behaviour: the summary at the end, or on SIGINT
 #: (its Ctrl-C handler prints the best so far, then exits 1). The test blocks SIGINT before
 #: starting it (the mask is inherited); the fake unblocks it once its handler is set, so a
