@@ -483,6 +483,7 @@ def _measure(run: _Run) -> RunOutcome:
     monitor = ScopeMonitor(run.scope_readers, len(run.devices), writer, plan.sample_hz)
     status, error, signal_name = "complete", None, None
     with _StopSignals(stay_ignored=coordination is None) as stop:
+        leaving: BaseException | None = None  # what the measuring itself ended with
         try:
             try:
                 run.stop = stop
@@ -499,22 +500,29 @@ def _measure(run: _Run) -> RunOutcome:
                     else:
                         _run_workers(run, handle, failed, barrier)
                     monitor.flush(final=True)
-            finally:
+            except BaseException as exc:
                 # first, however the measuring ended: a signal can no longer raise, so none can
                 # land in the handlers below (between a failed write and the hold) and escape;
-                # one that lands before this line is the KeyboardInterrupt caught below
+                # one that lands before the hold is a KeyboardInterrupt caught below
+                leaving = exc
                 stop.hold()
+                raise
+            stop.hold()
         except (KeyboardInterrupt, _WriteFailed, record.RecordWriteError) as exc:
-            status, error, signal_name = _how_it_ended(exc, run_dir)
+            status, error, signal_name = _how_it_ended(exc, leaving, run_dir)
         return _close(run, _Closing(status, error, signal_name, failed, in_progress, monitor.results), log)
 
 
-def _how_it_ended(exc: BaseException, run_dir: Path) -> tuple[str, str | None, str | None]:
-    """(status, failure reason, signal) of a pass that stopped with ``exc``. A stop signal that
-    landed while a failed write was already stopping the run (its ``__context__``) leaves the
-    record ``failed``: the write failed first, and the reason must not be lost."""
-    if isinstance(exc, KeyboardInterrupt) and isinstance(exc.__context__, (_WriteFailed, record.RecordWriteError)):
-        exc = exc.__context__
+def _how_it_ended(exc: BaseException, leaving: BaseException | None, run_dir: Path) -> tuple[str, str | None, str | None]:
+    """(status, failure reason, signal) of a pass that stopped with ``exc``; ``leaving`` is what
+    the measuring itself raised. A stop signal raised as the measuring was already leaving (not
+    ``leaving`` itself: its ``__context__`` is) does not change the ending: a failed write leaves
+    the record ``failed`` with its reason, any other error goes on as it would have."""
+    cause = exc.__context__ if isinstance(exc, KeyboardInterrupt) and exc is not leaving else None
+    if isinstance(cause, (_WriteFailed, record.RecordWriteError)):
+        exc = cause
+    elif isinstance(cause, Exception):
+        raise cause
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", None, str(exc) or "SIGINT"
     if isinstance(exc, record.RecordWriteError):
@@ -641,6 +649,8 @@ def _run_workers(run: _Run, handle: Callable[[str, dict[str, Any]], None], faile
     plan_dict = run.plan.to_dict()
     # one one-way pipe per worker: a worker that dies mid-message (SIGKILL, OOM) breaks only its own
     pipes = {i: ctx.Pipe(duplex=False) for i in devices}
+    for _, send in pipes.values():
+        _widen_pipe(send)
     channels: dict[int, Any] = {i: receive for i, (receive, _) in pipes.items()}
     # every worker gets the share of the host (threads, say) it had in the whole run, also on a resume
     procs = {i: ctx.Process(target=_worker, args=(plan_dict, i, str(run.run_dir), pipes[i][1], barrier,
@@ -710,6 +720,19 @@ def _stop_workers(procs: Any) -> None:
         if p.is_alive():
             p.kill()
             p.join()
+
+
+#: the pipe buffer asked for per worker (Linux; the default 64 KiB fills while the parent ships files)
+WORKER_PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(conn: Any) -> None:
+    """Ask the kernel for a :data:`WORKER_PIPE_BYTES` buffer behind ``conn`` (a worker's sends are
+    synchronous: a full pipe would stall it); where that is refused, the default buffer stays."""
+    import fcntl
+
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, WORKER_PIPE_BYTES)
 
 
 def _receive_one(channels: dict[int, Any], i: int, handle: Callable[[str, dict[str, Any]], None]) -> None:

@@ -18,6 +18,9 @@ from .inventory import hostname, utc_now
 from .plan import RunPlan
 from .stats import Stats
 
+#: the least time between two progress events of a core phase (one per batch filled a worker's pipe)
+PROGRESS_EVERY_S = 0.5
+
 Emit = Callable[..., None]
 
 
@@ -471,8 +474,15 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             backend.synchronize(index)
             win = sampler.begin_window()
 
+            last_progress = [-PROGRESS_EVERY_S]
+
             def on_batch(i: int, time_ms: float) -> None:
-                emit("progress", device=index, dtype=dtype, elapsed_s=time.monotonic() - t_start)
+                # a display line, not evidence: at most one per PROGRESS_EVERY_S, so a parent busy
+                # elsewhere (shipping files) cannot fill this worker's pipe and stall its timed loop
+                now = time.monotonic()
+                if now - last_progress[0] >= PROGRESS_EVERY_S:
+                    last_progress[0] = now
+                    emit("progress", device=index, dtype=dtype, elapsed_s=now - t_start)
 
             timed = wl.run_timed(iters, duration_s=plan.duration_s, on_batch=on_batch)
             backend.synchronize(index)

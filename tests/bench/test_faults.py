@@ -224,3 +224,31 @@ def test_a_signal_while_a_failed_write_is_handled_still_closes_the_record(tmp_pa
     m = record.load_run(tmp_path / "run").manifest
     assert m["status"] == "failed" and m["failure_reason"] == outcome.error and m["missing"]
     _no_half_written_files(tmp_path / "run")
+
+
+def test_a_signal_while_an_unexpected_error_leaves_the_run_does_not_hide_it(tmp_path, monkeypatch):
+    """A stop landing as a bug's exception leaves the run must not turn it into an ``interrupted``
+    (resumable) record: the error goes on as it would have without the signal."""
+    from icb_bench.bench import orchestrate
+
+    def bug(run, handle):
+        raise RuntimeError("a bug in the measuring")
+
+    real_hold, sent = orchestrate._StopSignals.hold, []
+
+    def hold_after_a_signal(self):
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        real_hold(self)
+
+    monkeypatch.setattr(orchestrate, "_measure_in_process", bug)
+    monkeypatch.setattr(orchestrate._StopSignals, "hold", hold_after_a_signal)
+    plan = RunPlan.build("cpu", (0,), ("fp32",), quick=True, duration_s=0.5, shape=(128, 128, 128))
+    try:
+        with pytest.raises(RuntimeError, match="a bug in the measuring"):
+            execute(plan, tmp_path / "run", lambda kind, data: None)
+    except KeyboardInterrupt as exc:
+        pytest.fail(f"the signal escaped the run: KeyboardInterrupt({exc})")
+    assert sent
