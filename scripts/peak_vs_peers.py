@@ -281,9 +281,36 @@ def paired_ratio(num: list[float], den: list[float], goal: float | None = None,
     return ratio_summary([a / b for a, b in zip(num, den)], goal, confidence)
 
 
-def ratio_summary(ratios: list[float], goal: float | None = None, confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Median, bootstrap interval and IQR of paired per-round ``ratios`` and, given a ``goal``, the verdict."""
-    low, high = median_interval(ratios, confidence)
+def cluster_median_interval(groups: list[list[float]], confidence: float = CONFIDENCE,
+                            seed: int = 0) -> tuple[float, float]:
+    """Two-stage (cluster) percentile-bootstrap interval of the median of every group's values
+    together: resample the groups with replacement, then the values within each chosen group,
+    median of the concatenation. Values of one group share a cause (one run's search choice),
+    so they are not resampled as independent."""
+    import numpy as np
+
+    arrays = [np.asarray(g, dtype=float) for g in groups]
+    rng = np.random.default_rng(seed)
+    medians = np.empty(BOOTSTRAP_RESAMPLES)
+    for i in range(BOOTSTRAP_RESAMPLES):
+        chosen = rng.integers(len(arrays), size=len(arrays))
+        medians[i] = np.median(np.concatenate([rng.choice(arrays[j], size=arrays[j].size) for j in chosen]))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(medians, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+#: how --pool's interval is drawn (recorded in its output)
+POOL_INTERVAL_METHOD = ("two-stage (cluster) percentile bootstrap of the median: reports resampled with "
+                        "replacement, then the rounds within each chosen report; "
+                        f"{BOOTSTRAP_RESAMPLES} resamples, seed 0")
+
+
+def ratio_summary(ratios: list[float], goal: float | None = None, confidence: float = CONFIDENCE,
+                  interval: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Median, interval (default: the bootstrap of :func:`median_interval`) and IQR of paired
+    per-round ``ratios`` and, given a ``goal``, the verdict."""
+    low, high = interval if interval is not None else median_interval(ratios, confidence)
     q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
     out: dict[str, Any] = {"median": statistics.median(ratios), "ci_low": low, "ci_high": high,
                            "confidence": confidence, "iqr": [q[0], q[2]], "rounds": len(ratios), "ratios": ratios}
@@ -297,30 +324,44 @@ class PoolError(ValueError):
     """Reports that cannot be pooled (one line: which file, which field, what was expected)."""
 
 
-#: what pooled reports must share: a ratio pooled across devices or dtypes answers nothing
-POOL_SAME: tuple[str, ...] = ("device", "backend", "dtype")
+#: what pooled reports must share (dotted paths): a ratio pooled across devices, dtypes, thread
+#: counts or round lengths answers no one question
+POOL_SAME: tuple[str, ...] = ("device", "backend", "dtype", "conditions.torch_threads", "seconds")
+
+
+def _field(report: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        report = report.get(key) if isinstance(report, dict) else None
+    return report
+
+
+def _is_ratio(v: Any) -> bool:
+    # bool is an int in Python: a JSON true is no ratio
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
 
 
 def pool_reports(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Every paired round of several reports (``--json`` files of separate runs, each with its
     own search and grid) as one sample per ratio: the figure then covers the search's run-to-run
-    choice too. The reports must share :data:`POOL_SAME`."""
+    choice too, its interval a two-stage bootstrap (:func:`cluster_median_interval`, rounds
+    grouped by report). The reports must share :data:`POOL_SAME`."""
     if not reports:
         raise PoolError("--pool: no report given")
     first_name, first = next(iter(reports.items()))
-    pooled: dict[str, list[float]] = {name: [] for name, _, _ in RATIOS}
+    groups: dict[str, list[list[float]]] = {name: [] for name, _, _ in RATIOS}
     for path, rep in reports.items():
         for key in POOL_SAME:
-            if rep.get(key) != first.get(key):
-                raise PoolError(f"{path}: {key} {rep.get(key)!r}, expected {first.get(key)!r} as in {first_name}")
-        for name in pooled:
+            if _field(rep, key) != _field(first, key):
+                raise PoolError(f"{path}: {key} {_field(rep, key)!r}, expected {_field(first, key)!r} as in {first_name}")
+        for name in groups:
             values = ((rep.get("ratios") or {}).get(name) or {}).get("ratios")
-            if not isinstance(values, list) or not values or \
-                    not all(isinstance(v, (int, float)) and v > 0 and math.isfinite(v) for v in values):
+            if not isinstance(values, list) or not values or not all(_is_ratio(v) for v in values):
                 raise PoolError(f"{path}: ratios.{name}.ratios: expected a list of positive per-round ratios")
-            pooled[name].extend(float(v) for v in values)
-    return {"pooled": list(reports), **{k: first.get(k) for k in POOL_SAME},
-            "ratios": {name: ratio_summary(values, GOALS.get(name)) for name, values in pooled.items()}}
+            groups[name].append([float(v) for v in values])
+    return {"pooled": list(reports), **{k: _field(first, k) for k in POOL_SAME}, "interval": POOL_INTERVAL_METHOD,
+            "ratios": {name: ratio_summary([v for g in gs for v in g], GOALS.get(name),
+                                           interval=cluster_median_interval(gs))
+                       for name, gs in groups.items()}}
 
 
 def load_reports(paths: list[str]) -> dict[str, dict[str, Any]]:

@@ -377,3 +377,31 @@ def test_pooling_refuses_reports_of_other_devices_or_without_rounds(pvp, tmp_pat
     assert pvp.main(["--pool", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {bad}: cannot read a report")
+
+
+def test_pooling_refuses_a_mix_of_threads_or_round_lengths_and_boolean_ratios(pvp):
+    names = [name for name, _, _ in pvp.RATIOS]
+    one = {**_report({n: [1.0] * 5 for n in names}), "seconds": 1.0, "conditions": {"torch_threads": 1}}
+    with pytest.raises(pvp.PoolError, match=r"^b.json: conditions.torch_threads 2, expected 1 as in a.json$"):
+        pvp.pool_reports({"a.json": one, "b.json": {**one, "conditions": {"torch_threads": 2}}})
+    with pytest.raises(pvp.PoolError, match=r"^b.json: seconds 2.0, expected 1.0 as in a.json$"):
+        pvp.pool_reports({"a.json": one, "b.json": {**one, "seconds": 2.0}})
+    flagged = _report({n: [1.0, True, 1.0] for n in names})
+    with pytest.raises(pvp.PoolError, match=r"ratios.harness/grid-best.ratios: expected a list"):
+        pvp.pool_reports({"c.json": flagged})
+
+
+def test_pooled_interval_resamples_reports_then_their_rounds(pvp):
+    names = [name for name, _, _ in pvp.RATIOS]
+    # three runs whose search chose differently: tight within each, one apart from the others
+    reps = {f"{x}.json": _report({n: [level + 0.001 * i for i in range(20)] for n in names})
+            for x, level in (("a", 1.00), ("b", 1.00), ("c", 1.06))}
+    pooled = pvp.pool_reports(reps)
+    r = pooled["ratios"]["harness/grid-best"]
+    assert "two-stage" in pooled["interval"] and pooled["conditions.torch_threads"] is None
+    naive = pvp.median_interval(r["ratios"])
+    # rounds as independent: the interval stays near the two alike runs; by report: a draw of
+    # the odd run twice moves the median to its level
+    assert naive[1] < 1.03 and r["ci_high"] > 1.05 and r["ci_high"] - r["ci_low"] > 2 * (naive[1] - naive[0])
+    again = pvp.pool_reports(reps)["ratios"]["harness/grid-best"]
+    assert (again["ci_low"], again["ci_high"]) == (r["ci_low"], r["ci_high"])  # seeded
