@@ -4,8 +4,9 @@
 #
 #   PART=tests   GPU tests, harness-vs-bare overhead, power-sampler cost        (~4 min, cap 330 s)
 #   PART=peers   scripts/peak_vs_peers.py fp16: harness vs bare loop vs wide grid in paired
-#                rounds (~3 min), then mamf-finder when a copy travels with the tree, its two
-#                README forms <= 90 s each (SIGINT: best so far)            (~6 min, cap 420 s)
+#                rounds (~3 min), then mamf-finder when a copy travels with the tree, two forms
+#                (auto,quick where it has --search, else quick,exhaustive-1024) <= 70 s + 10 s
+#                grace each (SIGINT: best so far)                            (~6 min, cap 420 s)
 #   PART=bench   reference `bench run` of $REF_DTYPES (fp16,fp32), $REF_DURATION s core phase
 #                each (warm-up to steady state <= 90 s, search <= 10 % of the core) (~6 min, cap 420 s)
 #   PART=quick   `bench run --quick` of every dtype the card supports           (~2 min, cap 150 s)
@@ -135,8 +136,17 @@ part_tests() {
 
 part_peers() {
   local args=(--device "$DEV" --json "$LOGS/peak_vs_peers.json")
-  if [ "$DEV" = cuda ]; then  # ~3 min before mamf-finder, then two runs of <= 90 s each (<= 420 s)
-    args+=(--dtype fp16 --seconds 2 --rounds 9 --grid-seconds 0.15 --mamf-timeout 90)
+  if [ "$DEV" = cuda ]; then
+    # budget of the 420 s cap: ~180 s before mamf-finder (search, grid, 9 rounds of 3 x 2 s), then
+    # 2 forms x (70 s + 10 s grace after SIGINT) = 160 s: 340 s, 80 s of margin (>= 60 s). A third
+    # form (80 s more) would leave 0 s, so two run: auto (its sustained MSMF, version >= 3) and
+    # quick where it has --search, else its README's quick and exhaustive forms.
+    args+=(--dtype fp16 --seconds 2 --rounds 9 --grid-seconds 0.15 --mamf-timeout 70 --mamf-grace 10)
+    if [ -f "$MAMF_FINDER" ] && grep -q -- '"--search"' "$MAMF_FINDER"; then
+      args+=(--mamf-forms auto,quick)
+    else
+      args+=(--mamf-forms quick,exhaustive-1024)
+    fi
   else  # dry run: one core, a two-size grid, the smallest durations that still answer
     args+=(--dtype fp32 --seconds 0.2 --rounds 5 --grid-seconds 0.02 --search-budget 1 --warmup-s 0.3 --threads 1 --grid-sizes 128,256)
   fi
