@@ -9,8 +9,9 @@ Tools, each printed with its figure and wall time:
   grid-best    a wide brute-force grid of shapes (bare loop, briefly each), its top 5 again in
                two alternating passes, then the best of those sustained in a bare loop;
   mamf-finder  (CUDA, only with --mamf PATH) stas00/ml-engineering's mamf-finder.py (fetched at
-               run time, never committed) in its README's quick and exhaustive forms, each
-               stopped at --mamf-timeout by SIGINT (its Ctrl-C: it prints its best so far), run
+               run time, never committed) in its README's quick and exhaustive forms (and,
+               version >= 3, its auto search first: MSMF, its sustained headline, is compared),
+               each stopped at --mamf-timeout by SIGINT (its Ctrl-C: it prints its best so far), run
                unchanged under the harness's numeric mode for the dtype. It runs after every
                other figure is printed and written; exit status 3 when it gave no figure.
 
@@ -67,7 +68,8 @@ MIN_ROUNDS = 5
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4999
 #: how mamf-finder is run (stas00/ml-engineering compute/accelerator/benchmarks/mamf-finder.py,
-#: benchmark version 2, checked against its snapshot of 2026-08-22). Its README's forms: the quick
+#: fitted to benchmark version 2, checked against its snapshot of 2026-08-22; versions 3-4 are read
+#: too, MAMF_AUTO_*). Its README's forms: the quick
 #: run ("under 1min", "around 80-90% of the maximum") and the exhaustive 1024-step search
 #: ("15-30min ... you can Ctrl-C it when it run long enough and get the best result so far"); its
 #: H100 suggestion (all three dims 0..20480 step 256, 512,000 shapes) takes days, so it is not run.
