@@ -21,6 +21,20 @@ from .stats import Stats
 #: the least time between two progress events of a core phase (one per batch filled a worker's pipe)
 PROGRESS_EVERY_S = 0.5
 
+
+class Throttle:
+    """``due(now_s)`` is true at most once per ``every_s`` (the first call always)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last_s: float | None = None
+
+    def due(self, now_s: float) -> bool:
+        if self._last_s is not None and now_s - self._last_s < self.every_s:
+            return False
+        self._last_s = now_s
+        return True
+
 Emit = Callable[..., None]
 
 
@@ -474,14 +488,13 @@ def _measure_one(plan, backend, index, dtype, spec, info, seq, host, run_dir, em
             backend.synchronize(index)
             win = sampler.begin_window()
 
-            last_progress = [-PROGRESS_EVERY_S]
+            # a display line, not evidence: at most one per PROGRESS_EVERY_S, so a parent busy
+            # elsewhere (shipping files) cannot fill this worker's pipe and stall its timed loop
+            progress = Throttle(PROGRESS_EVERY_S)
 
             def on_batch(i: int, time_ms: float) -> None:
-                # a display line, not evidence: at most one per PROGRESS_EVERY_S, so a parent busy
-                # elsewhere (shipping files) cannot fill this worker's pipe and stall its timed loop
                 now = time.monotonic()
-                if now - last_progress[0] >= PROGRESS_EVERY_S:
-                    last_progress[0] = now
+                if progress.due(now):
                     emit("progress", device=index, dtype=dtype, elapsed_s=now - t_start)
 
             timed = wl.run_timed(iters, duration_s=plan.duration_s, on_batch=on_batch)

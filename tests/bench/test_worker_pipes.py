@@ -87,3 +87,33 @@ def test_a_cut_off_or_garbled_message_ends_only_that_channel():
         _drain(channels, 1, lambda kind, data: got.append((kind, data)))
         assert got == [("warning", {"device": 1, "message": "before"})]
         assert channels == {}
+
+
+def test_a_workers_pipe_asks_for_a_wide_buffer():
+    """Sends are synchronous: a 64 KiB pipe fills while the parent ships files; 1 MiB is asked for."""
+    import fcntl
+    import multiprocessing as mp
+
+    from icb_bench.bench import orchestrate
+
+    receive, send = mp.get_context("spawn").Pipe(duplex=False)
+    try:
+        before = fcntl.fcntl(send.fileno(), fcntl.F_GETPIPE_SZ)
+        orchestrate._widen_pipe(send)
+        after = fcntl.fcntl(send.fileno(), fcntl.F_GETPIPE_SZ)
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert after >= min(orchestrate.WORKER_PIPE_BYTES, max(limit, before)) and after >= before
+    finally:
+        receive.close()
+        send.close()
+
+
+def test_progress_is_throttled_during_a_core_phase():
+    """One progress event per batch filled the pipe during the timed loop: at most one per
+    PROGRESS_EVERY_S now (the core phase asks a Throttle before each event)."""
+    from icb_bench.bench.runner import PROGRESS_EVERY_S, Throttle
+
+    throttle = Throttle(PROGRESS_EVERY_S)
+    batch_ends_s = [i * 0.01 for i in range(201)]  # 10 ms batches over 2 s
+    sent = [t for t in batch_ends_s if throttle.due(t)]
+    assert sent[0] == 0.0 and len(sent) == 5 and all(b - a >= PROGRESS_EVERY_S for a, b in zip(sent, sent[1:]))
