@@ -56,7 +56,9 @@ GRIDS: dict[str, tuple[int, ...]] = {
 #: how many of the grid's brief leaders are measured again, longer
 GRID_REFINE_TOP = 5
 #: the goals the paired ratios answer: ratio -> least value that meets it (issue 10)
-GOALS: dict[str, float] = {"harness/grid-best": 0.97}
+GOALS: dict[str, float] = {"harness/grid-best": 0.97, "harness/mamf-best": 1.0}
+#: goals on a ratio that must stay AT OR BELOW its bound: the harness's wall time within 1/10 of mamf-finder's
+WALL_GOALS: dict[str, float] = {"harness_wall/mamf_wall": 0.10}
 #: the ratios reported, as (name, numerator tool, denominator tool)
 RATIOS: tuple[tuple[str, str, str], ...] = (
     ("harness/grid-best", "harness", "grid-best"),
@@ -697,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     report["mamf"] = mamf_summary(runs, mamf_s, args.dtype)
     if report["mamf"]["best_tflops"]:
         report["ratios"]["harness/mamf-best"] = mamf_ratio(medians["harness"], report["mamf"])
-        report["ratios"]["harness_wall/mamf_wall"] = {"median": report["harness_wall_s"] / mamf_s}
+        report["ratios"]["harness_wall/mamf_wall"] = wall_ratio(report["harness_wall_s"], mamf_s)
     print_mamf(report)
     write_json(report, args.json)
     return 0 if report["mamf"]["best_tflops"] else 3
@@ -737,7 +739,16 @@ def mamf_summary(runs: list[dict[str, Any]], wall_s: float, dtype: str) -> dict[
             "dtype": MAMF_DTYPES[dtype], "note": MAMF_DTYPE_NOTES.get(dtype)}
 
 
-def mamf_ratio(harness_tflops: float, mamf: dict[str, Any], goal: float = GOALS["harness/grid-best"]) -> dict[str, Any]:
+def wall_ratio(harness_wall_s: float, mamf_wall_s: float,
+               bound: float = WALL_GOALS["harness_wall/mamf_wall"]) -> dict[str, Any]:
+    """``harness_wall/mamf_wall``: the harness's warm-up + search + one sustained run over
+    mamf-finder's wall time, met when at most ``bound``."""
+    ratio = harness_wall_s / mamf_wall_s
+    return {"median": ratio, "goal": bound, "verdict": "met" if ratio <= bound else "not met",
+            "why": f"{ratio:.4f} {'<=' if ratio <= bound else '>'} {bound:g} (one figure each)"}
+
+
+def mamf_ratio(harness_tflops: float, mamf: dict[str, Any], goal: float = GOALS["harness/mamf-best"]) -> dict[str, Any]:
     """``harness/mamf-best``: the harness's sustained median over mamf-finder's best figure, its
     note, and a verdict against ``goal`` -- ``inconclusive`` when that figure is a lower bound of
     mamf-finder's best and the ratio clears the goal (the true ratio may be lower)."""
@@ -794,6 +805,9 @@ def print_mamf(report: dict[str, Any]) -> None:
     verdict = f" {ratio['verdict']}: {ratio['why']}" if "verdict" in ratio else ""
     print(f"mamf-finder best: {m['best_tflops']:.1f} TFLOPS @ {m['best_shape']} ({m['best_form']}){note}; "
           f"harness/mamf-best {ratio['median']:.4f}{verdict}")
+    wall = report["ratios"]["harness_wall/mamf_wall"]
+    print(f"wall time: harness {report['harness_wall_s']:.1f} s (warm-up, search, one sustained round), "
+          f"mamf-finder {m['wall_s']:.1f} s; harness_wall/mamf_wall {wall['median']:.4f} {wall['verdict']}: {wall['why']}")
 
 
 if __name__ == "__main__":

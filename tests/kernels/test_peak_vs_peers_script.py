@@ -191,12 +191,19 @@ def test_weak_peer_figures_are_lower_bounds_and_answer_no_goal(pvp):
     # a killed run gives no figure, however high its text says
     m = pvp.mamf_summary([stopped, killed, auto], 200.0, "fp16")
     assert (m["best_tflops"], m["best_form"], m["headline"], m["lower_bound"]) == (690.0, "auto", "msmf", None)
-    assert pvp.mamf_ratio(680.0, m)["verdict"] == "met"
+    # the goal: the harness's sustained figure at least mamf-finder's best (ratio >= 1)
+    assert pvp.mamf_ratio(700.0, m)["verdict"] == "met" and pvp.mamf_ratio(680.0, m)["verdict"] == "not met"
     weak = pvp.mamf_summary([stopped, quick], 200.0, "fp16")
     assert weak["lower_bound"] == "lower bound: stopped at 70 s"
-    r = pvp.mamf_ratio(600.0, weak)
+    r = pvp.mamf_ratio(650.0, weak)
     assert r["verdict"] == "inconclusive" and "lower bound: stopped at 70 s" in r["why"] and "lower bound" in r["note"]
-    assert pvp.mamf_ratio(500.0, weak)["verdict"] == "not met"  # below the goal against a lower bound: lower still
+    assert pvp.mamf_ratio(600.0, weak)["verdict"] == "not met"  # below the goal against a lower bound: lower still
+
+
+def test_harness_wall_time_within_a_tenth_of_mamf_finders(pvp):
+    assert pvp.wall_ratio(20.0, 240.0)["verdict"] == "met"
+    r = pvp.wall_ratio(30.0, 240.0)
+    assert r["verdict"] == "not met" and r["median"] == 0.125 and r["goal"] == 0.10
 
 
 #: a stand-in for mamf-finder with its console behaviour: the summary at the end, or on SIGINT
@@ -278,15 +285,18 @@ def test_mamf_lines_of_the_report(pvp, capsys):
     ok = {"form": "quick", "args": "--m 1", "wall_s": 41.0, "status": "finished", **pvp.parse_mamf(MAMF_END)}
     bad = {"form": "exhaustive-1024", "args": "--m 2", "wall_s": 3.0, "status": "failed (exit 1): boom",
            **pvp.parse_mamf("")}
-    report = {"mamf": pvp.mamf_summary([ok, bad], 44.0, "fp8"), "ratios": {}}
+    report = {"mamf": pvp.mamf_summary([ok, bad], 44.0, "fp8"), "ratios": {}, "harness_wall_s": 4.0}
     report["ratios"]["harness/mamf-best"] = {"median": 600.0 / 612.3}
+    report["ratios"]["harness_wall/mamf_wall"] = pvp.wall_ratio(4.0, 44.0)
     pvp.print_mamf(report)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "mamf-finder quick (--m 1): 612.3 TFLOPS mean @ 11264x4096x4096 (median 615.8, max 640.1); finished; 41.0 s",
         "mamf-finder exhaustive-1024 (--m 2): failed (exit 1): boom; 3.0 s",
         "mamf-finder best: 612.3 TFLOPS @ 11264x4096x4096 (quick) (mamf-finder's fp8 GEMM writes an fp8 output "
-        "(the harness: bf16)); harness/mamf-best 0.9799"]
+        "(the harness: bf16)); harness/mamf-best 0.9799",
+        "wall time: harness 4.0 s (warm-up, search, one sustained round), mamf-finder 44.0 s; "
+        "harness_wall/mamf_wall 0.0909 met: 0.0909 <= 0.1 (one figure each)"]
     report["mamf"] = pvp.mamf_summary([bad], 3.0, "fp16")
     pvp.print_mamf(report)
     assert capsys.readouterr().out.splitlines()[-1] == "mamf-finder: no figure from any run (each run's line above says why)"
