@@ -228,7 +228,7 @@ def _polled_energy(series: MeterSeries, t0: float, t1: float, rules: RackRules) 
     interval_s = max(period or rules.max_period_s, spec.interval_s)
     # dead, stale, gaps, too few: the same judgement as the node's own sampler (bench/power/coverage.py)
     cov = judge(inside, t0, t1, interval_s, errors, rules.coverage)  # type: ignore[arg-type]  # Reading.t_s
-    out.readings_inside = n = cov.readings_inside
+    out.readings_inside = cov.readings_inside
     if cov.read_errors or cov.stale or cov.max_gap_s > cov.gap_limit_s:
         out.reason = f"{spec.source_id}: {cov.reason}"
         return out
