@@ -451,9 +451,15 @@ def _inside_polls(c: ReadingColumns, t0: float, t1: float) -> tuple[Any, int]:
     n_inside = int(inside.sum())
     if polls.size != n_inside:
         return None, 0  # a midpoint rounded out of the window: judge would not count that reading
-    if c.source_time is not None and (np.diff(mid[polls]) == 0).any():
+    if _stamped(None if c.source_time is None else c.source_time[polls]) and (np.diff(mid[polls]) == 0).any():
         return None, 0  # equal midpoints of stamped readings: judge keeps their recorded order
     return polls, int((~outside).sum()) - n_inside
+
+
+def _stamped(stamps: Any) -> bool:
+    """Whether any of these readings carries the source's own timestamp (a trace has the column
+    for every source once one source stamps its readings; the others' cells are None)."""
+    return stamps is not None and any(stamps)
 
 
 def _covered_fresh(polls_t: Any, values: Any, stamps: Any, window: tuple[float, float], interval_s: float,
@@ -464,7 +470,7 @@ def _covered_fresh(polls_t: Any, values: Any, stamps: Any, window: tuple[float, 
     import numpy as np
 
     t0, t1 = window
-    stamped = stamps is not None and any(stamps)
+    stamped = _stamped(stamps)
     fresh_t = polls_t
     if stamped:
         new = np.ones(polls_t.size, dtype=bool)

@@ -303,12 +303,12 @@ def test_a_shuffled_file_of_many_sources_gives_each_the_figure_of_its_own_readin
             want = _reference(spec, mine, t_load_s, window)
             fast = source_energy_columns(spec, cols, *window, since_s=t_load_s)
             # the columns give a figure exactly where the readings do (a wrongly sorted or split
-            # source cannot hide behind the fall-back), but for equal times in a file with source
+            # source cannot hide behind the fall-back), but for equal times of a source with its own
             # timestamps: _inside_polls leaves judge's order of equal midpoints to the readings
             ok = isinstance(want, SourceEnergy) and want.status == "ok"
             assert fast is None or ok, (case, sid, fast, want)
             if fast is None and ok:
-                assert trace.columns.source_time is not None and _equal_times(mine)[0] > 0, (case, sid, want)
+                assert any(row["source_time"] for row in mine) and _equal_times(mine)[0] > 0, (case, sid, want)
                 excused += 1
             try:
                 got = source_energy_of(trace, sid, spec, t_load_s, window)
