@@ -38,6 +38,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate
@@ -164,20 +165,20 @@ def window_flops(m: Mapping[str, Any], offset_s: float, t0: float, t1: float) ->
     total = finite(m.get("flops_total"))
     if total is not None and not _close(per_batch * len(bt), total):
         raise ValueError(f"its batches add up to {per_batch * len(bt):.6g} FLOPs, not its flops_total {total:.6g}")
-    last = cum[-1]  # > 0: every time is
-    scale_s = (e - b) / last  # wall seconds per device ms: the host's gaps spread evenly
+    scale_s = (e - b) / cum[-1]  # wall seconds per device ms (the host's gaps spread evenly); cum[-1] > 0
     begin = b - offset_s
-    # a window that holds the whole core phase (the usual case) needs no search
-    u0, u1 = (t0 - begin) / scale_s, (t1 - begin) / scale_s
-    inside0, inside1 = not (u0 <= 0 or u0 >= last), not (u1 <= 0 or u1 >= last)  # (NaN: inside, as it was)
-    done0 = _batches_done(u0, cum, bt) if inside0 else 0.0 if u0 <= 0 else float(len(bt))
-    done1 = _batches_done(u1, cum, bt) if inside1 else 0.0 if u1 <= 0 else float(len(bt))
-    return per_batch * (done1 - done0)
+    done_t0 = _batches_done((t0 - begin) / scale_s, cum, bt)
+    return per_batch * (_batches_done((t1 - begin) / scale_s, cum, bt) - done_t0)
 
 
 def _batches_done(u: float, cum: list[float], times: list[float]) -> float:
-    """Batches done ``u`` (between 0 and ``cum[-1]``) device ms into the core phase (``cum``: the running sums of
-    ``times``), the batch under way pro-rated."""
+    """Batches done ``u`` device ms into the core phase (``cum``: the running sums of ``times``),
+    the batch under way pro-rated; none before it, all after it (a window that holds the whole
+    core phase, the usual case, needs no search)."""
+    if u <= 0:
+        return 0.0
+    if u >= cum[-1]:
+        return float(len(cum))
     i = bisect.bisect_right(cum, u)
     start = cum[i - 1] if i else 0.0
     return i + (u - start) / times[i]
@@ -210,7 +211,7 @@ def _nodes_problems(agg: Mapping[str, Any], ctx: FleetContext) -> tuple[list[str
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         return ["lists no nodes"], []
     problems, found = [], []
-    twice = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
+    twice = sorted(n for n, k in Counter(names).items() if k > 1)
     if twice:  # the harness lists each node once: a repeated one would count its peaks and power twice
         problems.append(f"lists node(s) {', '.join(map(repr, twice))} more than once")
     for name in dict.fromkeys(names):
