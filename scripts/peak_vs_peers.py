@@ -693,8 +693,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mamf-finder skipped: {skipped}")
         return 0
     call = MamfCall(args.mamf, args.device, args.dtype, args.out, args.mamf_timeout, args.mamf_grace, args.mamf_forms)
-    print(f"mamf-finder: {len(call.runs())} runs ({', '.join(f for f, _ in call.runs())}) of at most {call.timeout_s:g} s each (+ {call.grace_s:g} s to stop), "
-          f"--dtype {MAMF_DTYPES[args.dtype]} under the harness's {args.dtype} numeric mode", flush=True)
+    forms = [f for f, _ in call.runs()]
+    print(f"mamf-finder: {len(forms)} runs ({', '.join(forms)}) of at most {call.timeout_s:g} s each "
+          f"(+ {call.grace_s:g} s to stop), --dtype {MAMF_DTYPES[args.dtype]} under the harness's {args.dtype} numeric mode", flush=True)
     runs, mamf_s = timed(lambda: run_mamf(call))
     report["mamf"] = mamf_summary(runs, mamf_s, args.dtype)
     if report["mamf"]["best_tflops"]:
